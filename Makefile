@@ -1,0 +1,37 @@
+# `make demo`, `make test`, `make bench`: each creates .venv if missing, installs
+# vggkit and every plugin distribution under plugins/ in editable mode with the
+# tested constraints, and re-installs only when a setup file or the constraints change.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+CONSTRAINTS := requirements/constraints.txt
+PLUGIN_SETUPS := $(sort $(wildcard plugins/*/setup.py))
+PLUGIN_DIRS := $(patsubst %/setup.py,%,$(PLUGIN_SETUPS))
+PIP_INSTALL := $(PY) -m pip install --disable-pip-version-check -q -c $(CONSTRAINTS)
+
+.PHONY: demo test bench install clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed: $(PY) setup.py $(CONSTRAINTS) $(PLUGIN_SETUPS)
+	$(PIP_INSTALL) -e '.[dev]' $(addprefix -e ,$(PLUGIN_DIRS))
+	touch $@
+
+$(VENV)/.installed-bench: $(VENV)/.installed
+	$(PIP_INSTALL) -e '.[dev,bench]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/vggkit demo
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+
+bench: $(VENV)/.installed-bench
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) *.egg-info plugins/*/*.egg-info

@@ -1,0 +1,1 @@
+"""Template vggkit plugin."""

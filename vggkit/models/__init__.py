@@ -1,0 +1,1 @@
+"""vggkit.models"""
