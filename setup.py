@@ -28,6 +28,7 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
         "protobuf>=4.21",
+        "safetensors>=0.4",
     ],
     extras_require={
         "dev": ["pytest>=7", "timm>=1.0"],

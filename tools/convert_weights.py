@@ -1,0 +1,3 @@
+import sys
+from vggkit.models.convert import main
+sys.exit(main())

@@ -1,0 +1,3 @@
+import sys
+from vggkit.data.stats import main
+sys.exit(main())

@@ -1,0 +1,131 @@
+"""Reading, loading and writing VGG checkpoints (ours and converted ones), safely.
+
+Everything goes through :func:`vggkit.checkpoint.torch_load`
+(``weights_only=True``): a checkpoint never runs code.
+"""
+from __future__ import annotations
+
+import copy
+import os
+import tempfile
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from vggkit.checkpoint import torch_load
+from vggkit.models.preprocess import DEFAULT_PREPROCESS
+
+#: prefixes stripped from state_dict keys: the engine's VGGClassifier holds the
+#: net as ``self.vgg``; DistributedDataParallel adds ``module.``
+PREFIXES = ("module.", "vgg.")
+
+
+def _strip(state_dict: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    out = dict(state_dict)
+    for prefix in PREFIXES:
+        if any(k.startswith(prefix) for k in out):
+            # keys outside the prefix (e.g. the data preprocessor's) are not the net's
+            out = {k[len(prefix):]: v for k, v in out.items() if k.startswith(prefix)}
+    return out
+
+
+def read_checkpoint(path: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
+    """``(state_dict, meta)`` of a vggkit, mmengine runner or converted checkpoint.
+
+    A bare state_dict (a mapping of tensors) is accepted with empty meta.
+    """
+    obj = torch_load(path)
+    if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
+        state_dict, meta = obj["state_dict"], dict(obj.get("meta") or {})
+    elif isinstance(obj, Mapping) and obj and all(isinstance(v, Tensor) for v in obj.values()):
+        state_dict, meta = obj, {}
+    else:
+        raise ValueError(f"checkpoint '{path}' holds neither {{'state_dict': ...}} nor a "
+                         f"state_dict of tensors (got {type(obj).__name__}); is it a vggkit "
+                         "checkpoint? Convert published weights with tools/convert_weights.py")
+    return _strip(state_dict), meta
+
+
+def _foreign_layout(state_dict: Mapping[str, Tensor]) -> str | None:
+    """The source whose key layout ``state_dict`` has, if it is not ours."""
+    if "classifier.0.weight" in state_dict:
+        return "torchvision"
+    if "pre_logits.fc1.weight" in state_dict:
+        return "timm"
+    if any(k.startswith("backbone.") for k in state_dict):
+        return "mmpretrain"
+    return None
+
+
+def _describe_model(model: nn.Module) -> str:
+    return (f"arch={getattr(model, 'arch', '?')}, batch_norm={getattr(model, 'batch_norm', '?')}, "
+            f"num_classes={getattr(model, 'num_classes', '?')}")
+
+
+def _check_fits(model: nn.Module, state_dict: Mapping[str, Tensor], meta: Mapping[str, Any],
+                path: str, strict: bool) -> None:
+    source = _foreign_layout(state_dict)
+    if source is not None:
+        raise ValueError(
+            f"checkpoint '{path}' has {source}'s key layout, not vggkit's; convert it first: "
+            f"tools/convert_weights.py --src {source} {path} OUT.pth")
+    own = model.state_dict()
+    wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+             for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    missing = [k for k in own if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in own]
+    recorded = {k: meta[k] for k in ("arch", "batch_norm", "num_classes") if k in meta}
+    hint = (f" The checkpoint records {recorded}; the model has {_describe_model(model)}."
+            " Build the model to match, e.g. build_vgg(arch, num_classes=...).")
+    if wrong:
+        raise ValueError(f"checkpoint '{path}' does not fit the model: "
+                         + "; ".join(wrong[:5]) + (" ..." if len(wrong) > 5 else "") + "." + hint)
+    if strict and (missing or unexpected):
+        raise ValueError(f"checkpoint '{path}' does not fit the model: missing keys "
+                         f"{missing[:5]}{' ...' if len(missing) > 5 else ''}, unexpected keys "
+                         f"{unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}." + hint
+                         + " (strict=False ignores missing/unexpected keys)")
+    arch = meta.get("arch")
+    if arch is not None and hasattr(model, "arch"):
+        from vggkit.models.vgg import resolve_arch
+        config, bn = resolve_arch(arch)
+        bn = bool(meta.get("batch_norm", bn))
+        if (config, bn) != (model.arch, model.batch_norm):
+            raise ValueError(f"checkpoint '{path}' is for arch {config} (batch_norm={bn}) but "
+                             f"the model is {_describe_model(model)}." + hint)
+
+
+def load_checkpoint(model: nn.Module, path: str, strict: bool = True) -> dict[str, Any]:
+    """Load a vggkit, runner or converted checkpoint into ``model`` (a VGG).
+
+    Keys prefixed ``vgg.`` (the engine's classifier) or ``module.`` are accepted.
+
+    Returns:
+        The checkpoint's meta; ``meta['preprocess']`` is the recorded
+        preprocessing, else :data:`DEFAULT_PREPROCESS`.
+
+    Raises:
+        ValueError: naming the file and the shapes when arch or classes differ.
+    """
+    net = getattr(model, "vgg", model) if not hasattr(model, "features") else model
+    state_dict, meta = read_checkpoint(path)
+    _check_fits(net, state_dict, meta, path, strict)
+    net.load_state_dict(state_dict, strict=strict)
+    meta.setdefault("preprocess", copy.deepcopy(DEFAULT_PREPROCESS))
+    return meta
+
+
+def save_checkpoint(path: str, state_dict: Mapping[str, Tensor], meta: Mapping[str, Any]) -> None:
+    """Write ``{'state_dict', 'meta'}`` atomically (temp file in the same directory)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pth")
+    os.close(fd)
+    try:
+        torch.save({"state_dict": dict(state_dict), "meta": dict(meta)}, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

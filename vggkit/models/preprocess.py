@@ -1,0 +1,53 @@
+"""The preprocessing record a checkpoint's weights expect, and applying it.
+
+A record is ``{'mean': [r, g, b], 'std': [r, g, b], 'bgr': bool}`` on the
+0-255 scale in RGB order: ``normalised = (x - mean) / std`` per RGB channel,
+then the channels are reversed if ``bgr`` (Caffe's released VGG models).
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor
+
+#: ours (Sect. 2: "subtract the mean RGB value"), ImageNet's mean pixel
+DEFAULT_PREPROCESS: dict[str, Any] = {"mean": [123.68, 116.779, 103.939],
+                                      "std": [1.0, 1.0, 1.0], "bgr": False}
+#: torchvision and timm: ImageNet mean/std of [0, 1] pixels, scaled to 0-255
+TORCHVISION_PREPROCESS: dict[str, Any] = {"mean": [123.675, 116.28, 103.53],
+                                          "std": [58.395, 57.12, 57.375], "bgr": False}
+#: Caffe's released VGG-16/19: BGR input, mean pixel subtracted, 0-255
+CAFFE_PREPROCESS: dict[str, Any] = {"mean": [123.68, 116.779, 103.939],
+                                    "std": [1.0, 1.0, 1.0], "bgr": True}
+
+
+def check_record(record: Mapping[str, Any]) -> dict[str, Any]:
+    """A validated copy of ``record``; raises ``ValueError`` naming the bad field."""
+    out = {"mean": list(record.get("mean", DEFAULT_PREPROCESS["mean"])),
+           "std": list(record.get("std", [1.0, 1.0, 1.0])),
+           "bgr": bool(record.get("bgr", False))}
+    for key in ("mean", "std"):
+        if len(out[key]) != 3:
+            raise ValueError(f"preprocess record field '{key}' must have 3 values (R, G, B), "
+                             f"got {out[key]}")
+    if any(float(s) == 0 for s in out["std"]):
+        raise ValueError(f"preprocess record 'std' must not contain 0, got {out['std']}")
+    return out
+
+
+def normalize(x: Tensor, record: Mapping[str, Any] | None = None) -> Tensor:
+    """Normalise RGB images N x 3 x H x W (uint8 or float, 0-255) per ``record``.
+
+    Returns a float tensor (the input's float dtype, else float32), BGR-ordered
+    when the record says so.
+    """
+    rec = check_record(record if record is not None else DEFAULT_PREPROCESS)
+    if x.ndim < 3 or x.shape[-3] != 3:
+        raise ValueError(f"normalize expects RGB images ...x3xHxW, got shape {tuple(x.shape)}")
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    x = x.to(dtype)
+    mean = torch.tensor(rec["mean"], dtype=dtype, device=x.device).view(3, 1, 1)
+    std = torch.tensor(rec["std"], dtype=dtype, device=x.device).view(3, 1, 1)
+    x = (x - mean) / std
+    return x.flip(-3) if rec["bgr"] else x

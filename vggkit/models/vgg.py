@@ -1,0 +1,338 @@
+"""VGG configurations A-E of Simonyan & Zisserman (Sect. 2, Table 1) and their head.
+
+Table 1 is data (:data:`CONFIGS`, written in the paper's own notation, e.g.
+``'conv3-64'``, ``'conv1-256'``, ``'LRN'``, ``'maxpool'``) turned into layers by
+one function, :func:`make_features`. The conv stack keeps torchvision's
+``features.N`` indices so that converting torchvision weights is a renaming.
+
+The head (fc6, fc7, fc8) is stored as convolutions -- fc6 a ``k x k`` conv with
+``k = input_size // 32`` (7 at 224), fc7 and fc8 ``1 x 1`` convs -- and the FC
+path uses the very same parameters through ``F.linear`` on a flattened view of
+the weights, so the paper's dense evaluation (Sect. 3.2) needs no copying.
+"""
+from __future__ import annotations
+
+import functools
+import re
+from typing import Callable
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from vggkit.models.init import initialize
+from vggkit.models.lrn import LocalResponseNorm
+
+#: Table 1 of the paper, one list of layers per configuration (columns A-E),
+#: plus the "shallow B" control of Sect. 4.1 (each pair of 3x3 convs of B
+#: replaced by one 5x5 conv).
+CONFIGS: dict[str, list[str]] = {
+    "A": ["conv3-64", "maxpool",
+          "conv3-128", "maxpool",
+          "conv3-256", "conv3-256", "maxpool",
+          "conv3-512", "conv3-512", "maxpool",
+          "conv3-512", "conv3-512", "maxpool"],
+    "A-LRN": ["conv3-64", "LRN", "maxpool",
+              "conv3-128", "maxpool",
+              "conv3-256", "conv3-256", "maxpool",
+              "conv3-512", "conv3-512", "maxpool",
+              "conv3-512", "conv3-512", "maxpool"],
+    "B": ["conv3-64", "conv3-64", "maxpool",
+          "conv3-128", "conv3-128", "maxpool",
+          "conv3-256", "conv3-256", "maxpool",
+          "conv3-512", "conv3-512", "maxpool",
+          "conv3-512", "conv3-512", "maxpool"],
+    "C": ["conv3-64", "conv3-64", "maxpool",
+          "conv3-128", "conv3-128", "maxpool",
+          "conv3-256", "conv3-256", "conv1-256", "maxpool",
+          "conv3-512", "conv3-512", "conv1-512", "maxpool",
+          "conv3-512", "conv3-512", "conv1-512", "maxpool"],
+    "D": ["conv3-64", "conv3-64", "maxpool",
+          "conv3-128", "conv3-128", "maxpool",
+          "conv3-256", "conv3-256", "conv3-256", "maxpool",
+          "conv3-512", "conv3-512", "conv3-512", "maxpool",
+          "conv3-512", "conv3-512", "conv3-512", "maxpool"],
+    "E": ["conv3-64", "conv3-64", "maxpool",
+          "conv3-128", "conv3-128", "maxpool",
+          "conv3-256", "conv3-256", "conv3-256", "conv3-256", "maxpool",
+          "conv3-512", "conv3-512", "conv3-512", "conv3-512", "maxpool",
+          "conv3-512", "conv3-512", "conv3-512", "conv3-512", "maxpool"],
+    "shallow-B": ["conv5-64", "maxpool",
+                  "conv5-128", "maxpool",
+                  "conv5-256", "maxpool",
+                  "conv5-512", "maxpool",
+                  "conv5-512", "maxpool"],
+}
+
+#: alias -> (configuration, batch_norm)
+ALIASES: dict[str, tuple[str, bool]] = {
+    "vgg11": ("A", False), "vgg11_lrn": ("A-LRN", False), "vgg13": ("B", False),
+    "vgg16_c": ("C", False), "vgg16": ("D", False), "vgg19": ("E", False),
+    "vgg13_shallow": ("shallow-B", False),
+    "vgg11_bn": ("A", True), "vgg13_bn": ("B", True), "vgg16_bn": ("D", True),
+    "vgg19_bn": ("E", True),
+}
+
+DENSE_LAYERS = ("pool5", "fc6", "fc7")
+_CONV = re.compile(r"conv(\d+)-(\d+)")
+
+
+def known_archs() -> list[str]:
+    """Every name :func:`build_vgg` accepts."""
+    return [*CONFIGS, *ALIASES]
+
+
+def resolve_arch(arch: str) -> tuple[str, bool]:
+    """Map a configuration name or alias (any case) to ``(config, batch_norm)``.
+
+    Raises:
+        ValueError: naming the unknown value and every known name.
+    """
+    by_lower = {k.lower(): (k, False) for k in CONFIGS}
+    by_lower.update({k.lower(): v for k, v in ALIASES.items()})
+    key = str(arch).lower()
+    if key not in by_lower:  # 'shallow_b', 'a_lrn'
+        key = key.replace("_", "-")
+    if key not in by_lower:
+        raise ValueError(f"unknown VGG arch '{arch}'; known: {', '.join(known_archs())}")
+    return by_lower[key]
+
+
+def parse_layer(token: str) -> tuple[str, int, int]:
+    """``'conv3-64'`` -> ``('conv', 3, 64)``; ``'maxpool'`` -> ``('maxpool', 2, 0)``."""
+    match = _CONV.fullmatch(token)
+    if match:
+        return "conv", int(match.group(1)), int(match.group(2))
+    if token == "maxpool":
+        return "maxpool", 2, 0
+    if token == "LRN":
+        return "LRN", 5, 0
+    raise ValueError(f"unknown layer '{token}' in a VGG configuration")
+
+
+def scaled(channels: int, width_mult: float) -> int:
+    """Conv width after the width multiplier (at least 1 channel)."""
+    return max(1, int(round(channels * width_mult)))
+
+
+def make_features(config: list[str], *, batch_norm: bool = False, width_mult: float = 1.0,
+                  in_channels: int = 3) -> tuple[nn.Sequential, dict[str, int], list[int]]:
+    """Turn one column of Table 1 into layers.
+
+    Returns:
+        The ``nn.Sequential`` conv stack, the paper's layer names
+        (``conv{block}_{i}`` -> index in the stack) and the index of each pool.
+    """
+    layers: list[nn.Module] = []
+    names: dict[str, int] = {}
+    pools: list[int] = []
+    block, position = 1, 0
+    for token in config:
+        kind, size, width = parse_layer(token)
+        if kind == "conv":
+            out = scaled(width, width_mult)
+            position += 1
+            names[f"conv{block}_{position}"] = len(layers)
+            layers.append(nn.Conv2d(in_channels, out, size, padding=size // 2))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.ReLU(inplace=True))
+            in_channels = out
+        elif kind == "LRN":
+            layers.append(LocalResponseNorm())
+        else:
+            pools.append(len(layers))
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            block, position = block + 1, 0
+    return nn.Sequential(*layers), names, pools
+
+
+class VGGHead(nn.Module):
+    """fc6 -> ReLU -> dropout -> fc7 -> ReLU -> dropout -> fc8, stored as convolutions.
+
+    Args:
+        in_channels: channels of the pool5 map (512 in the paper).
+        kernel_size: spatial size of the pool5 map of a training crop (7 at 224).
+        fc_width: width of fc6 and fc7 (4096 in the paper).
+        num_classes: outputs of fc8.
+        dropout: dropout ratio after fc6 and fc7.
+    """
+
+    def __init__(self, in_channels: int = 512, kernel_size: int = 7, fc_width: int = 4096,
+                 num_classes: int = 1000, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.fc6 = nn.Conv2d(in_channels, fc_width, kernel_size)
+        self.fc7 = nn.Conv2d(fc_width, fc_width, 1)
+        self.fc8 = nn.Conv2d(fc_width, num_classes, 1)
+        self.dropout = nn.Dropout(dropout)
+
+    def _layer_out(self, layer: nn.Conv2d, x: Tensor, dense: bool) -> Tensor:
+        if dense:
+            return layer(x)
+        # the FC view of the same parameters: no copy, no reshape of storage
+        return F.linear(x.flatten(1), layer.weight.flatten(1), layer.bias)
+
+    def fc6_out(self, x: Tensor, dense: bool) -> Tensor:
+        """fc6 after ReLU (FC path: N x width; dense: N x width x h x w)."""
+        return F.relu(self._layer_out(self.fc6, x, dense))
+
+    def fc7_out(self, x: Tensor, dense: bool) -> Tensor:
+        """fc7 before its ReLU."""
+        return self._layer_out(self.fc7, self.dropout(self.fc6_out(x, dense)), dense)
+
+    def logits(self, fc7: Tensor, dense: bool) -> Tensor:
+        """fc8 applied to the fc7 output (before its ReLU)."""
+        return self._layer_out(self.fc8, self.dropout(F.relu(fc7)), dense)
+
+    def forward(self, x: Tensor, dense: bool = False) -> Tensor:
+        return self.logits(self.fc7_out(x, dense), dense)
+
+
+class VGG(nn.Module):
+    """A VGG net of Table 1: conv stack ``features`` and fc head ``head``.
+
+    Args:
+        arch: configuration ('A', 'A-LRN', 'B', 'C', 'D', 'E', 'shallow-B') or an
+            alias ('vgg16', 'vgg16_bn', ...); a ``_bn`` alias sets ``batch_norm``.
+        num_classes: outputs of fc8.
+        batch_norm: BatchNorm after every conv (torchvision's ``vgg*_bn``).
+        dropout: dropout ratio after fc6 and fc7.
+        fc_width: width of fc6 and fc7.
+        width_mult: multiplier of the conv widths (1.0 = the paper).
+        input_size: training crop size; fc6 is a ``input_size // 32`` square conv.
+        init: 'paper' (N(0, init_std^2), biases 0), 'glorot', 'kaiming',
+            'from_checkpoint' (needs ``init_checkpoint``) or 'none'.
+        init_std: standard deviation of the 'paper' initialisation.
+        pre_logits_relu: :meth:`pre_logits` returns fc7 after its ReLU.
+        adaptive_pool: the FC path average-pools any pool5 map to ``k x k``
+            (torchvision's behaviour) instead of raising.
+        init_checkpoint: checkpoint for ``init='from_checkpoint'``.
+        init_conv_layers, init_fc_layers: layers copied by ``from_checkpoint``.
+    """
+
+    def __init__(self, arch: str = "D", num_classes: int = 1000, *, batch_norm: bool = False,
+                 dropout: float = 0.5, fc_width: int = 4096, width_mult: float = 1.0,
+                 input_size: int = 224, init: str = "paper", init_std: float = 0.01,
+                 pre_logits_relu: bool = True, adaptive_pool: bool = False,
+                 init_checkpoint: str | None = None, init_conv_layers: int = 4,
+                 init_fc_layers: int = 3) -> None:
+        super().__init__()
+        config, bn_alias = resolve_arch(arch)
+        if input_size < 32:
+            raise ValueError(f"input_size={input_size} is smaller than the net's stride 32")
+        self.arch = config
+        self.batch_norm = bool(batch_norm or bn_alias)
+        self.num_classes = num_classes
+        self.input_size = input_size
+        self.fc_width = fc_width
+        self.width_mult = width_mult
+        self.pre_logits_relu = pre_logits_relu
+        self.adaptive_pool = adaptive_pool
+        self.features, self.conv_names, self.pool_indices = make_features(
+            CONFIGS[config], batch_norm=self.batch_norm, width_mult=width_mult)
+        self.num_features = self.features[self.conv_names[list(self.conv_names)[-1]]].out_channels
+        self.head = VGGHead(self.num_features, input_size // 32, fc_width, num_classes, dropout)
+        initialize(self, init, std=init_std, checkpoint=init_checkpoint,
+                   conv_layers=init_conv_layers, fc_layers=init_fc_layers)
+
+    # -- conv stack --------------------------------------------------------------
+    def forward_features(self, x: Tensor) -> Tensor:
+        """The pool5 map, N x C x H/32 x W/32."""
+        return self.features(x)
+
+    def forward_levels(self, x: Tensor) -> list[Tensor]:
+        """The five maps after each max-pool (strides 2, 4, 8, 16, 32)."""
+        levels, start = [], 0
+        for end in self.pool_indices:
+            x = self.features[start:end + 1](x)
+            levels.append(x)
+            start = end + 1
+        return levels
+
+    # -- FC path -----------------------------------------------------------------
+    def _fc_input(self, x: Tensor) -> Tensor:
+        feat = self.forward_features(x)
+        k = self.head.kernel_size
+        if tuple(feat.shape[-2:]) == (k, k):
+            return feat
+        if self.adaptive_pool:
+            return F.adaptive_avg_pool2d(feat, k)
+        raise ValueError(
+            f"the FC path of VGG-{self.arch} (input_size={self.input_size}) needs a {k}x{k} "
+            f"pool5 map, i.e. a {k * 32}x{k * 32} input; got input "
+            f"{x.shape[-2]}x{x.shape[-1]} giving pool5 {feat.shape[-2]}x{feat.shape[-1]}. "
+            "Use model.dense(x) for a class score map of a whole image (the paper's dense "
+            "evaluation), or build with adaptive_pool=True for torchvision's behaviour.")
+
+    def forward_head(self, feat: Tensor, pre_logits: bool = False) -> Tensor:
+        """fc6-fc8 on a ``k x k`` pool5 map; ``pre_logits`` stops after fc7."""
+        fc7 = self.head.fc7_out(feat, dense=False)
+        if pre_logits:
+            return F.relu(fc7) if self.pre_logits_relu else fc7
+        return self.head.logits(fc7, dense=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Logits N x classes of ``input_size`` crops."""
+        return self.forward_head(self._fc_input(x))
+
+    def pre_logits(self, x: Tensor) -> Tensor:
+        """fc7 activations N x fc_width (after ReLU unless ``pre_logits_relu=False``)."""
+        return self.forward_head(self._fc_input(x), pre_logits=True)
+
+    # -- dense path (Sect. 3.2) --------------------------------------------------
+    def _dense_input(self, x: Tensor) -> Tensor:
+        feat = self.forward_features(x)
+        k = self.head.kernel_size
+        if feat.shape[-2] < k or feat.shape[-1] < k:
+            raise ValueError(
+                f"dense evaluation of VGG-{self.arch} needs an input of at least "
+                f"{k * 32}x{k * 32}; got {x.shape[-2]}x{x.shape[-1]} (pool5 "
+                f"{feat.shape[-2]}x{feat.shape[-1]} < fc6 kernel {k}). Rescale the image up.")
+        return feat
+
+    def dense(self, x: Tensor) -> Tensor:
+        """Class score map N x classes x h x w, h = H/32 - k + 1 (1 x 1 at ``input_size``)."""
+        return self.head(self._dense_input(x), dense=True)
+
+    def dense_pre_logits(self, x: Tensor, layer: str = "fc7") -> Tensor:
+        """The map of ``layer`` ('pool5', 'fc6' after ReLU, or 'fc7') over a whole image.
+
+        'fc7' follows ``pre_logits_relu`` like :meth:`pre_logits`.
+        """
+        if layer not in DENSE_LAYERS:
+            raise ValueError(f"unknown dense layer '{layer}'; choose one of {DENSE_LAYERS}")
+        if layer == "pool5":
+            return self.forward_features(x)
+        feat = self._dense_input(x)
+        if layer == "fc6":
+            return self.head.fc6_out(feat, dense=True)
+        fc7 = self.head.fc7_out(feat, dense=True)
+        return F.relu(fc7) if self.pre_logits_relu else fc7
+
+    def dense_layer(self, name: str) -> Callable[[Tensor], Tensor]:
+        """A function image -> map of layer ``name`` (see :meth:`dense_pre_logits`)."""
+        if name not in DENSE_LAYERS:
+            raise ValueError(f"unknown dense layer '{name}'; choose one of {DENSE_LAYERS}")
+        return functools.partial(self.dense_pre_logits, layer=name)
+
+    def extra_repr(self) -> str:
+        return (f"arch={self.arch!r}, batch_norm={self.batch_norm}, num_classes={self.num_classes}, "
+                f"input_size={self.input_size}, fc_width={self.fc_width}")
+
+
+def build_vgg(arch: str, num_classes: int = 1000, *, batch_norm: bool = False,
+              dropout: float = 0.5, fc_width: int = 4096, width_mult: float = 1.0,
+              input_size: int = 224, init: str = "paper", init_std: float = 0.01,
+              pre_logits_relu: bool = True, adaptive_pool: bool = False,
+              init_checkpoint: str | None = None, init_conv_layers: int = 4,
+              init_fc_layers: int = 3) -> VGG:
+    """Build a VGG net of Table 1; see :class:`VGG` for the arguments.
+
+    Example:
+        >>> model = build_vgg('D', num_classes=10, width_mult=0.125, fc_width=64)
+    """
+    return VGG(arch, num_classes, batch_norm=batch_norm, dropout=dropout, fc_width=fc_width,
+               width_mult=width_mult, input_size=input_size, init=init, init_std=init_std,
+               pre_logits_relu=pre_logits_relu, adaptive_pool=adaptive_pool,
+               init_checkpoint=init_checkpoint, init_conv_layers=init_conv_layers,
+               init_fc_layers=init_fc_layers)
