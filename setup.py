@@ -31,7 +31,10 @@ setup(
         "safetensors>=0.4",
     ],
     extras_require={
-        "dev": ["pytest>=7", "timm>=1.0"],
+        # the fastest CPU inference/extraction path (vggkit.models.runtime)
+        "fast": ["onnx>=1.15", "onnxruntime>=1.17"],
+        # tests exercise every backend, and timm's key layout for conversion
+        "dev": ["pytest>=7", "timm>=1.0", "onnx>=1.15", "onnxruntime>=1.17"],
         "bench": ["timm>=1.0", "onnx>=1.15", "onnxruntime>=1.17"],
     },
     entry_points={"console_scripts": ["vggkit = vggkit.cli:main"]},

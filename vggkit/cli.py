@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "describe": ("vggkit.models.describe", "Table 1 column, parameters, MACs and receptive fields of a configuration"),
     "train": ("vggkit.engine.train", "train a VGG with mmengine (tools/train.py)"),
     "test": ("vggkit.evaluation.test_tool", "evaluate with the paper's test protocols (tools/test.py)"),
+    "fuse": ("vggkit.evaluation.fuse_tool", "fuse saved posteriors of several runs (model fusion)"),
     "extract": ("vggkit.features.extract_tool", "extract penultimate-layer features (tools/extract_features.py)"),
     "transfer": ("vggkit.transfer.svm_tool", "linear-SVM transfer on extracted features (tools/svm_transfer.py)"),
     "convert": ("vggkit.models.convert", "convert published weights (tools/convert_weights.py)"),

@@ -180,8 +180,8 @@ class PluginManager:
         self._added.append((child, key, None))
         if self.trace:
             sys.stderr.write(f"vggkit: {plugin} registered {reg.name} '{scope}.{key}'\n")
-        if child is reg:
-            reg.owners[key] = plugin
+        if child is reg:  # a built-in: owned by the 'vggkit' scope
+            reg.owners[key] = scope
             return True
         if key in reg.conflicts:
             reg.conflicts[key].append((plugin, f"{scope}.{key}"))

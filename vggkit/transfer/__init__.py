@@ -1,1 +1,6 @@
-"""vggkit.transfer"""
+"""Appendix B: downstream transfer with linear SVMs on frozen VGG features.
+
+``task`` (the TransferTask interface, TaskData, Split, build_task), ``single_label``
+(class-folder tasks, the core 'imagefolder'), ``metrics`` (mean class recall, VOC AP),
+``svm`` (joint one-vs-rest linear SVMs, C selection), ``svm_tool`` (the CLI).
+"""

@@ -1,0 +1,1 @@
+"""Caltech-101 / Caltech-256 transfer tasks for vggkit."""

@@ -1,0 +1,1 @@
+"""PASCAL VOC classification transfer tasks for vggkit."""

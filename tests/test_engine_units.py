@@ -1,0 +1,134 @@
+"""Engine units: atomic checkpoint files, resume-file discovery, the train-scale record,
+batch splitting, per-sample augmentation seeds, the progress bar."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from test_engine_utils import env
+
+from vggkit.checkpoint import torch_load
+from vggkit.engine.atomic import BACKEND_NAME, atomic_write_bytes
+from vggkit.engine.batching import apply_batch, split_batch
+from vggkit.engine.hooks.checkpoint import find_resume_checkpoint
+from vggkit.engine.scales import checkpoint_train_scale
+from vggkit.engine.seeding import SeededDataset
+
+WRITER = textwrap.dedent(f"""
+    import sys, torch
+    import vggkit.engine.atomic  # registers the backend
+    from mmengine.runner.checkpoint import save_checkpoint
+    path = sys.argv[1]
+    for i in range(10_000):
+        save_checkpoint({{'state_dict': {{'w': torch.full((4_000_000,), float(i))}},
+                          'meta': {{'i': i}}}}, path, backend_args={{'backend': '{BACKEND_NAME}'}})
+        print(i, flush=True)
+""")
+
+
+def test_sigkill_during_checkpoint_writes_never_leaves_a_truncated_file(tmp_path):
+    path = tmp_path / "epoch_1.pth"
+    script = tmp_path / "writer.py"
+    script.write_text(WRITER)
+    proc = subprocess.Popen([sys.executable, str(script), str(path)], env=env(),
+                            stdout=subprocess.PIPE, text=True)
+    proc.stdout.readline()  # the first checkpoint is complete
+    time.sleep(0.35)        # ... and the process is somewhere inside a later write
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    proc.stdout.close()
+    ckpt = torch_load(str(path))  # loads: complete, never half-written
+    assert torch.all(ckpt["state_dict"]["w"] == float(ckpt["meta"]["i"]))
+    assert oct(path.stat().st_mode & 0o777) != oct(0o600)  # umask-respecting, not mkstemp's
+
+
+def test_failed_write_keeps_the_previous_file_and_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "a.pth"
+    atomic_write_bytes(path, b"old")
+
+    def broken_fsync(fd):
+        raise OSError("disk full")
+    monkeypatch.setattr(os, "fsync", broken_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        atomic_write_bytes(path, b"new" * 1000)
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.pth"]
+
+
+def test_find_resume_checkpoint(tmp_path):
+    assert find_resume_checkpoint(str(tmp_path)) is None
+    old, new = tmp_path / "epoch_1.pth", tmp_path / "iter_30.pth"
+    old.write_bytes(b"1")
+    new.write_bytes(b"2")
+    os.utime(old, (1, 1))
+    (tmp_path / "last_checkpoint").write_text(str(old))
+    assert find_resume_checkpoint(str(tmp_path)) == str(old)  # the pointer wins
+    (tmp_path / "last_checkpoint").write_text("")  # e.g. a crash while mmengine wrote it
+    assert find_resume_checkpoint(str(tmp_path)) == str(new)
+
+
+def test_checkpoint_train_scale_reads_the_training_pipeline():
+    def cfg(scale, wrapped=True):
+        ds = dict(type="ImageNet", pipeline=[dict(type="LoadScaleCrop", scale=scale, crop=224)])
+        return Config(dict(train_dataloader=dict(
+            dataset=dict(type="SeededDataset", dataset=ds) if wrapped else ds)))
+    assert checkpoint_train_scale(cfg(256)) == {"S": 256}
+    assert checkpoint_train_scale(cfg((256, 512))) == {"S_min": 256, "S_max": 512}
+    assert checkpoint_train_scale(cfg(384, wrapped=False)) == {"S": 384}
+    assert checkpoint_train_scale(Config(dict())) is None
+
+
+def test_split_batch_keeps_256_in_total():
+    assert split_batch(256, 1, 32) == (32, 8)
+    assert split_batch(256, 4, 32) == (32, 2)
+    assert split_batch(256, 8, 32) == (32, 1)
+    assert split_batch(16, 2, None) == (8, 1)
+    with pytest.raises(ValueError, match="not a multiple"):
+        split_batch(256, 3, 32)
+    with pytest.raises(ValueError, match="split evenly"):
+        split_batch(16, 3, None)
+    cfg = Config(dict(total_batch_size=256, batch_per_gpu=16, train_dataloader=dict(),
+                      optim_wrapper=dict(), default_hooks=dict(checkpoint=dict(iter_interval=1000))))
+    assert apply_batch(cfg, 1) == (16, 16)
+    # a mid-epoch checkpoint must not fall inside an accumulation window: 1000 -> 1008
+    assert cfg.default_hooks.checkpoint.iter_interval == 1008
+
+
+class _Draws(torch.utils.data.Dataset):
+    def __len__(self):
+        return 6
+
+    def __getitem__(self, i):
+        return np.random.rand()  # what the transforms do (numpy's global RNG)
+
+
+def test_seeded_dataset_draws_depend_on_seed_epoch_and_index_only():
+    a, b = SeededDataset(_Draws(), seed=1), SeededDataset(_Draws(), seed=1)
+    forward = [a[i] for i in range(6)]
+    np.random.seed(123)  # global state and visiting order do not matter
+    assert [b[i] for i in reversed(range(6))] == forward[::-1]
+    state = np.random.get_state()[1].copy()
+    b[0]
+    assert np.array_equal(np.random.get_state()[1], state)  # global RNG left untouched
+    a.set_epoch(1)
+    assert [a[i] for i in range(6)] != forward  # a new epoch, new augmentation
+    assert len(set(forward)) == 6
+    assert [SeededDataset(_Draws(), seed=2)[i] for i in range(6)] != forward
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    from vggkit.engine.hooks.logging import ProgressBarHook
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
+    assert not ProgressBarHook()._enabled()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert ProgressBarHook()._enabled()
+    assert not ProgressBarHook(force=False)._enabled()

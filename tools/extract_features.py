@@ -1,0 +1,3 @@
+import sys
+from vggkit.features.extract_tool import main
+sys.exit(main())

@@ -1,0 +1,3 @@
+import sys
+from vggkit.evaluation.test_tool import main
+sys.exit(main())

@@ -1,0 +1,3 @@
+import sys
+from vggkit.engine.train import main
+sys.exit(main())

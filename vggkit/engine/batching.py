@@ -1,0 +1,69 @@
+"""Sect. 3.1: "the batch size was set to 256" -- whatever the number of GPUs.
+
+The total batch is split over ``world_size`` processes of ``batch_per_gpu``
+images; when that is smaller than the total, gradients are accumulated over
+``total / (world_size * batch_per_gpu)`` iterations before each SGD step
+(mmengine's ``accumulative_counts`` divides each loss by it, so the update is
+the mean over the full 256 images).
+"""
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+
+def world_size_from_env(launcher: str) -> int:
+    """Number of training processes the launcher will start (1 without one)."""
+    if launcher == "pytorch":
+        return int(os.environ.get("WORLD_SIZE", 1))
+    if launcher == "slurm":
+        return int(os.environ.get("SLURM_NTASKS", os.environ.get("WORLD_SIZE", 1)))
+    return 1
+
+
+def split_batch(total: int, world_size: int, batch_per_gpu: Optional[int]) -> tuple[int, int]:
+    """``(batch_per_gpu, accumulative_counts)`` giving exactly ``total`` images per step.
+
+    ``batch_per_gpu=None`` puts ``total / world_size`` on each process.
+
+    Raises:
+        ValueError: when ``total`` is not a multiple of ``world_size * batch_per_gpu``,
+            naming valid choices.
+    """
+    if total < 1 or world_size < 1:
+        raise ValueError(f"total_batch_size and world size must be positive, got {total} and "
+                         f"{world_size}")
+    if batch_per_gpu is None:
+        if total % world_size:
+            raise ValueError(f"total_batch_size={total} cannot be split evenly over {world_size} "
+                             f"processes; set batch_per_gpu so that {total} is a multiple of "
+                             f"{world_size} x batch_per_gpu")
+        return total // world_size, 1
+    if batch_per_gpu < 1:
+        raise ValueError(f"batch_per_gpu must be positive, got {batch_per_gpu}")
+    if total % (world_size * batch_per_gpu):
+        valid = [b for b in range(1, total + 1) if total % (world_size * b) == 0]
+        raise ValueError(
+            f"total_batch_size={total} is not a multiple of world_size ({world_size}) x "
+            f"batch_per_gpu ({batch_per_gpu}) = {world_size * batch_per_gpu}, so the paper's "
+            f"batch cannot be kept with gradient accumulation. Use batch_per_gpu in {valid} "
+            f"(--cfg-options batch_per_gpu=N) or another number of GPUs.")
+    return batch_per_gpu, total // (world_size * batch_per_gpu)
+
+
+def apply_batch(cfg: Any, world_size: int) -> tuple[int, int]:
+    """Set ``train_dataloader.batch_size`` and ``optim_wrapper.accumulative_counts`` in ``cfg``.
+
+    Reads ``total_batch_size`` (default 256) and ``batch_per_gpu`` from the
+    config's top level. Also rounds the checkpoint hook's ``iter_interval``
+    up to a multiple of the accumulation count (a checkpoint must not fall
+    inside an accumulation window). Returns ``(batch_per_gpu, accumulative_counts)``.
+    """
+    total = int(cfg.get("total_batch_size", 256))
+    per_gpu, counts = split_batch(total, world_size, cfg.get("batch_per_gpu"))
+    cfg.train_dataloader.batch_size = per_gpu
+    cfg.optim_wrapper.accumulative_counts = counts
+    ckpt = (cfg.get("default_hooks") or {}).get("checkpoint")
+    if ckpt and ckpt.get("iter_interval"):
+        ckpt["iter_interval"] = -(-int(ckpt["iter_interval"]) // counts) * counts
+    return per_gpu, counts

@@ -1,0 +1,1 @@
+"""mmengine runner hooks of vggkit (registered by ``vggkit.engine._plugin``)."""

@@ -1,0 +1,129 @@
+"""Checkpoints that survive a crash and say how their weights were trained.
+
+:class:`VGGCheckpointHook` is mmengine's ``CheckpointHook`` plus
+
+* atomic writes (:mod:`vggkit.engine.atomic`): never a truncated ``.pth``;
+* mid-epoch checkpoints every ``iter_interval`` iterations (an ImageNet epoch
+  of VGG-16 is hours), kept rolling, which :class:`ResumeHook` continues
+  from exactly where they stopped;
+* ``meta['preprocess']`` and ``meta['train_scale']`` (the contract with
+  evaluation: which mean to subtract and which test scales Q the paper uses).
+"""
+from __future__ import annotations
+
+import glob
+import os
+import os.path as osp
+from typing import Any, Optional
+
+from mmengine.hooks import CheckpointHook
+from mmengine.dist import is_main_process
+
+from vggkit.engine.atomic import BACKEND_NAME, atomic_write_text
+from vggkit.engine.scales import checkpoint_train_scale
+
+ITER_TMPL = "iter_{}.pth"
+
+
+def preprocess_record(cfg: Any) -> dict:
+    """``{'mean', 'std', 'bgr'}`` of the config's data preprocessor (0-255, RGB)."""
+    pre = dict((cfg.get("model") or {}).get("data_preprocessor") or {})
+    if "mean" not in pre:
+        from vggkit.models.preprocess import DEFAULT_PREPROCESS
+        return dict(DEFAULT_PREPROCESS)
+    std = pre.get("std") or [1.0, 1.0, 1.0]
+    return {"mean": [float(v) for v in pre["mean"]], "std": [float(v) for v in std],
+            "bgr": bool(pre.get("bgr", False))}
+
+
+class VGGCheckpointHook(CheckpointHook):
+    """``CheckpointHook`` with atomic files, mid-epoch saves and vggkit meta.
+
+    Args:
+        iter_interval: also save ``iter_N.pth`` every this many iterations
+            inside an epoch (0: only per ``interval``). Must be a multiple of
+            the gradient accumulation count (a save must not fall inside an
+            accumulation window, whose partial gradient is not saved).
+        keep_iter_ckpts: how many mid-epoch checkpoints to keep.
+        **kwargs: as mmengine's ``CheckpointHook``.
+    """
+
+    def __init__(self, *args: Any, iter_interval: int = 0, keep_iter_ckpts: int = 1,
+                 backend_args: Optional[dict] = None, **kwargs: Any) -> None:
+        if backend_args is None:
+            backend_args = {"backend": BACKEND_NAME}
+        super().__init__(*args, backend_args=backend_args, **kwargs)
+        if iter_interval < 0 or keep_iter_ckpts < 1:
+            raise ValueError(f"iter_interval must be >= 0 and keep_iter_ckpts >= 1, got "
+                             f"{iter_interval} and {keep_iter_ckpts}")
+        self.iter_interval = iter_interval
+        self.keep_iter_ckpts = keep_iter_ckpts
+
+    def before_train(self, runner: Any) -> None:
+        super().before_train(runner)
+        counts = getattr(runner.optim_wrapper, "_accumulative_counts", 1)
+        if self.iter_interval and self.iter_interval % counts:
+            raise ValueError(f"checkpoint iter_interval={self.iter_interval} is not a multiple of "
+                             f"the gradient accumulation count {counts}: a checkpoint inside an "
+                             "accumulation window would lose its partial gradient. Set "
+                             f"default_hooks.checkpoint.iter_interval to a multiple of {counts}.")
+
+    def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
+        meta = checkpoint.setdefault("meta", {})
+        model = getattr(runner.model, "module", runner.model)
+        record = getattr(getattr(model, "data_preprocessor", None), "preprocess", None)
+        meta["preprocess"] = dict(record) if record else preprocess_record(runner.cfg)
+        scale = checkpoint_train_scale(runner.cfg)
+        if scale is not None:
+            meta["train_scale"] = scale
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
+                         outputs: Any = None) -> None:
+        super().after_train_iter(runner, batch_idx, data_batch, outputs)
+        if not (self.by_epoch and self.iter_interval):
+            return
+        if not self.every_n_train_iters(runner, self.iter_interval):
+            return
+        name = ITER_TMPL.format(runner.iter + 1)
+        runner.save_checkpoint(self.out_dir, name, save_optimizer=self.save_optimizer,
+                               save_param_scheduler=self.save_param_scheduler,
+                               by_epoch=False, backend_args=self.backend_args, **self.args)
+        if is_main_process():
+            self._point_last_checkpoint(runner, osp.join(self.out_dir, name))
+            self._drop_old_iter_ckpts()
+
+    def _save_checkpoint_with_step(self, runner: Any, step: int, meta: dict) -> None:
+        super()._save_checkpoint_with_step(runner, step, meta)
+        if is_main_process():
+            # mmengine wrote 'last_checkpoint' with a plain open(); redo it atomically
+            self._point_last_checkpoint(runner, self.last_ckpt)
+
+    @staticmethod
+    def _point_last_checkpoint(runner: Any, path: str) -> None:
+        atomic_write_text(osp.join(runner.work_dir, "last_checkpoint"), path)
+
+    def _drop_old_iter_ckpts(self) -> None:
+        found = glob.glob(osp.join(self.out_dir, ITER_TMPL.format("*")))
+        found.sort(key=lambda p: int(osp.basename(p)[5:-4]))
+        for path in found[:-self.keep_iter_ckpts]:
+            try:
+                os.remove(path)
+            except FileNotFoundError:
+                pass
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """The newest complete checkpoint of ``work_dir`` (None if there is none).
+
+    Trusts ``last_checkpoint`` when it names an existing file; otherwise (an
+    older mmengine wrote it non-atomically, or it was deleted) falls back on
+    the newest ``*.pth`` by training progress.
+    """
+    pointer = osp.join(work_dir, "last_checkpoint")
+    if osp.isfile(pointer):
+        with open(pointer, encoding="utf-8") as f:
+            path = f.read().strip()
+        if path and osp.isfile(path):
+            return path
+    candidates = [p for p in glob.glob(osp.join(work_dir, "*.pth")) if not osp.islink(p)]
+    return max(candidates, key=osp.getmtime) if candidates else None

@@ -1,0 +1,24 @@
+"""Stop a diverged run at once instead of training on NaNs for days."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from mmengine.hooks import Hook
+
+
+class NonFiniteLossHook(Hook):
+    """Raises ``FloatingPointError`` when the training loss becomes NaN or infinite."""
+
+    priority = "HIGH"
+
+    def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
+                         outputs: Any = None) -> None:
+        loss = (outputs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            lr = runner.optim_wrapper.get_lr()
+            raise FloatingPointError(
+                f"training loss is {float(loss)} at epoch {runner.epoch + 1}, iteration "
+                f"{runner.iter + 1} (lr {lr}): the run diverged. Lower the learning rate "
+                "(--cfg-options optim_wrapper.optimizer.lr=...) or the init scale "
+                "(model.vgg.init_std), and resume from an earlier checkpoint or start again.")

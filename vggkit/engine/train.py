@@ -1,0 +1,188 @@
+"""``vggkit train`` / ``tools/train.py``: train a config of the paper with mmengine.
+
+Example:
+    python tools/train.py configs/tiny/vgg_a_tiny.py --data-root ./my_images
+    torchrun --nproc-per-node 8 tools/train.py configs/vgg19_jitter.py \\
+        --data-root /data/imagenet --launcher pytorch
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+from typing import Any, Optional
+
+LAUNCHERS = ("none", "pytorch", "slurm")
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    from mmengine.config import DictAction
+    parser = argparse.ArgumentParser(
+        prog="vggkit train", description="Train a VGG net with the paper's recipe (Sect. 3.1).")
+    parser.add_argument("config", help="config file, e.g. configs/vgg16_d.py")
+    parser.add_argument("--data-root", help="dataset root (ImageNet: DIR/train/<wnid>/*.JPEG, "
+                        "DIR/val/...; image folder: DIR/<class>/*.jpg or DIR/{train,val}/<class>/)")
+    parser.add_argument("--work-dir", help="where logs, checkpoints and curves.png go "
+                        "(default ./work_dirs/<config name>)")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
+                        help="resume from CKPT, or without a value from the newest checkpoint "
+                        "of the work dir (mid-epoch checkpoints continue exactly)")
+    parser.add_argument("--amp", action="store_true",
+                        help="mixed precision: fp16 with loss scaling on CUDA, bf16 on CPU")
+    parser.add_argument("--channels-last", action="store_true",
+                        help="NHWC memory format for weights and inputs")
+    parser.add_argument("--launcher", choices=LAUNCHERS, default="none",
+                        help="job launcher: none (one process), pytorch (torchrun), slurm (srun)")
+    parser.add_argument("--seed", type=int, help="random seed (overrides randomness.seed)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="deterministic algorithms (exactly repeatable runs; slower on GPU)")
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                        help="override config entries, e.g. batch_per_gpu=16 "
+                        "train_cfg.max_epochs=10")
+    return parser.parse_args(argv)
+
+
+def load_config(args: argparse.Namespace) -> Any:
+    """The config with every command-line option applied (nothing started yet)."""
+    from mmengine.config import Config
+
+    from vggkit.engine.batching import apply_batch, world_size_from_env
+    from vggkit.engine.datacheck import apply_data_root, check_datasets
+
+    if not osp.isfile(args.config):
+        raise FileNotFoundError(f"config file '{args.config}' does not exist (configs are in "
+                                "configs/, e.g. configs/vgg16_d.py or configs/tiny/vgg_a_tiny.py)")
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
+        "work_dirs", osp.splitext(osp.basename(args.config))[0])
+    if args.data_root:
+        apply_data_root(cfg, args.data_root)
+    num_classes = check_datasets(cfg)
+    vgg = cfg.model.vgg
+    if vgg.get("num_classes") is None:  # 'as many as the image folder has'
+        if num_classes is None:
+            raise ValueError("model.vgg.num_classes is None but the training set's classes "
+                             "are unknown; set it with --cfg-options model.vgg.num_classes=N")
+        vgg.num_classes = num_classes
+    elif num_classes is not None and vgg.num_classes != num_classes:
+        raise ValueError(f"model.vgg.num_classes={vgg.num_classes} but the training set has "
+                         f"{num_classes} classes; fix the config or pass --cfg-options "
+                         f"model.vgg.num_classes={num_classes}")
+    apply_batch(cfg, world_size_from_env(args.launcher))
+    _apply_precision(cfg, args)
+    _apply_randomness(cfg, args)
+    _apply_resume(cfg, args)
+    _check_init_files(cfg)
+    if args.launcher != "none" and not _cuda():
+        cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
+        # DDP of a CPU module takes no device_ids (mmengine passes LOCAL_RANK)
+        cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
+                                     broadcast_buffers=False)
+    return cfg
+
+
+def _cuda() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+def _apply_precision(cfg: Any, args: argparse.Namespace) -> None:
+    if args.amp:
+        if _cuda():
+            cfg.optim_wrapper.type = "AmpOptimWrapper"
+            cfg.optim_wrapper.dtype = "float16"
+            cfg.optim_wrapper.loss_scale = "dynamic"
+        else:
+            # mmengine's AmpOptimWrapper is CUDA-only; bf16 needs no loss scaling
+            cfg.model.autocast = "bfloat16"
+    if args.channels_last:
+        cfg.model.channels_last = True
+        cfg.model.data_preprocessor.channels_last = True
+
+
+def _apply_randomness(cfg: Any, args: argparse.Namespace) -> None:
+    randomness = dict(cfg.get("randomness") or {})
+    if args.seed is not None:
+        randomness["seed"] = args.seed
+    if args.deterministic:
+        randomness["deterministic"] = True
+        # cuDNN autotuning picks kernels by timing: not repeatable
+        cfg.env_cfg.cudnn_benchmark = False
+    cfg.randomness = randomness
+
+
+def _apply_resume(cfg: Any, args: argparse.Namespace) -> None:
+    from vggkit.engine.hooks.checkpoint import find_resume_checkpoint
+    if args.resume is None:
+        return
+    path = find_resume_checkpoint(cfg.work_dir) if args.resume == "auto" else args.resume
+    if path is None:
+        print(f"vggkit train: --resume: no checkpoint in '{cfg.work_dir}' yet; starting afresh",
+              file=sys.stderr)
+        return
+    if not osp.isfile(path):
+        raise FileNotFoundError(f"--resume: checkpoint '{path}' does not exist")
+    cfg.resume, cfg.load_from = True, path
+    if cfg.model.vgg.get("init") == "from_checkpoint":
+        # the resumed weights replace any initialisation: don't require net A's file
+        cfg.model.vgg.init = "none"
+
+
+def _check_init_files(cfg: Any) -> None:
+    """The weights a config starts from (net A; the S=256 or S=384 model) must exist."""
+    vgg = cfg.model.vgg
+    if vgg.get("init") == "from_checkpoint" and not osp.isfile(str(vgg.get("init_checkpoint"))):
+        raise FileNotFoundError(
+            f"model.vgg.init_checkpoint '{vgg.get('init_checkpoint')}' (the trained net A that "
+            "Sect. 3.1 initialises deeper nets from) does not exist: train configs/vgg11_a.py "
+            "first, or pass --cfg-options model.vgg.init_checkpoint=PATH")
+    if cfg.get("load_from") and not cfg.get("resume") and not osp.isfile(cfg.load_from):
+        raise FileNotFoundError(
+            f"load_from '{cfg.load_from}' (the model this config fine-tunes) does not exist: "
+            "train the config it comes from first, or pass --cfg-options load_from=PATH")
+
+
+def _init_distributed(launcher: str) -> None:
+    """CPU process groups (gloo): mmengine's init_dist calls torch.cuda.set_device."""
+    if launcher == "none" or _cuda():
+        return
+    import torch.distributed as dist
+    if dist.is_initialized():
+        return
+    if launcher == "slurm":
+        os.environ.setdefault("RANK", os.environ["SLURM_PROCID"])
+        os.environ.setdefault("WORLD_SIZE", os.environ["SLURM_NTASKS"])
+        os.environ.setdefault("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))
+        os.environ.setdefault("MASTER_PORT", "29500")
+        os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    dist.init_process_group(backend="gloo")
+
+
+def build_runner(cfg: Any) -> Any:
+    """mmengine ``Runner`` of a config from :func:`load_config`."""
+    from mmengine.runner import Runner
+    _init_distributed(cfg.launcher)
+    return Runner.from_cfg(cfg)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Entry point of ``vggkit train``; returns the exit status."""
+    import vggkit  # noqa: F401  (safe torch.load allow-list for resume)
+    from vggkit.engine.datacheck import DataRootError
+    args = parse_args(argv)
+    try:
+        cfg = load_config(args)
+    except (DataRootError, FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"vggkit train: error: {exc}", file=sys.stderr)
+        return 2
+    runner = build_runner(cfg)
+    runner.train()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

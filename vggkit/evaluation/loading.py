@@ -1,0 +1,182 @@
+"""What the test tool needs from a config and a checkpoint: the net and the test set."""
+from __future__ import annotations
+
+import inspect
+import os
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+from torch import nn
+
+from vggkit.evaluation.scales import check_scales, default_test_scales
+
+#: keys of a model config that are not build_vgg arguments
+_NOT_VGG = {"type", "data_preprocessor", "init_cfg", "train_cfg", "test_cfg"}
+
+
+@dataclass
+class ModelEntry:
+    """A net ready for evaluation with its preprocessing and test scales."""
+
+    model: nn.Module
+    preprocess: dict[str, Any]
+    scales: list[int]
+    config: str = ""
+    checkpoint: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        name = os.path.splitext(os.path.basename(self.checkpoint or self.config))[0]
+        return f"{getattr(self.model, 'arch', '?')}:{name}" if name else str(self.model.arch)
+
+
+def vgg_kwargs(model_cfg: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
+    """``build_vgg`` arguments from ``cfg.model``.
+
+    Accepted shapes: ``dict(type='VGGClassifier', vgg=dict(arch=...))`` (the
+    engine's classifier), ``dict(..., backbone=dict(arch=...))``, or the
+    arguments at the top level (``dict(type='VGG', arch=...)``).
+    """
+    from vggkit.models import build_vgg
+    cfg = dict(model_cfg)
+    inner = cfg.get("vgg") or cfg.get("backbone")
+    kwargs = dict(inner) if inner is not None else {k: v for k, v in cfg.items() if k not in _NOT_VGG}
+    kwargs.pop("type", None)
+    if "arch" not in kwargs:
+        raise ValueError(f"{source}: cannot find the VGG arguments in cfg.model (looked for "
+                         "model.vgg.arch, model.backbone.arch and model.arch)")
+    accepted = set(inspect.signature(build_vgg).parameters)
+    return {k: v for k, v in kwargs.items() if k in accepted}
+
+
+#: sources whose published weights were trained with scale jittering S in [256, 512]
+#: (the paper's released Caffe models D and E)
+JITTERED_SOURCES = {"caffe": {"S_min": 256, "S_max": 512}}
+CONVERTED_SOURCES = ("torchvision", "timm", "mmpretrain", "caffe")
+
+
+def train_scale_of(meta: Mapping[str, Any], config: Any) -> dict[str, int] | None:
+    """The training scale the default test scales derive from.
+
+    In order: ``meta['train_scale']`` (runner checkpoints); for converted
+    Caffe weights the paper's jittered [256, 512]; for our own checkpoints the
+    config's ``train_scale`` (``S`` or ``(S_min, S_max)``); else None (the
+    single-scale torchvision/timm protocol, see :func:`default_test_scales`).
+    """
+    if meta.get("train_scale"):
+        return dict(meta["train_scale"])
+    source = meta.get("source")
+    if source in JITTERED_SOURCES:
+        return dict(JITTERED_SOURCES[source])
+    if source in CONVERTED_SOURCES:
+        return None
+    from vggkit.engine.scales import checkpoint_train_scale
+    return checkpoint_train_scale(config)
+
+
+def _num_classes(kwargs: dict[str, Any], checkpoint: str) -> int:
+    """``num_classes`` of the config, or of the checkpoint's fc8 when the config leaves it None."""
+    if kwargs.get("num_classes") is not None:
+        return int(kwargs["num_classes"])
+    from vggkit.models import read_checkpoint
+    state_dict, _ = read_checkpoint(checkpoint)
+    if "head.fc8.weight" not in state_dict:
+        raise ValueError(f"config leaves num_classes None and checkpoint '{checkpoint}' has no "
+                         "head.fc8.weight to read it from; set model.vgg.num_classes")
+    return int(state_dict["head.fc8.weight"].shape[0])
+
+
+def load_model(config: Any, checkpoint: str, device: str = "cpu",
+               scales: list[int] | None = None, config_path: str = "") -> ModelEntry:
+    """Build the net of ``config`` (an mmengine Config or path) and load ``checkpoint``.
+
+    Scales default to the paper's set for the training scale (:func:`train_scale_of`).
+    """
+    from mmengine.config import Config
+
+    from vggkit.models import build_vgg, load_checkpoint
+    if isinstance(config, str):
+        config_path, config = config, Config.fromfile(config)
+    source = config_path or "config"
+    if "model" not in config:
+        raise ValueError(f"{source} has no 'model' section")
+    kwargs = vgg_kwargs(config["model"], source)
+    kwargs["num_classes"] = _num_classes(kwargs, checkpoint)
+    kwargs["init"] = "none"  # the checkpoint overwrites every weight
+    model = build_vgg(**kwargs)
+    meta = load_checkpoint(model, checkpoint)
+    model.to(device).eval()
+    crop = int(model.input_size)
+    q = (check_scales(scales, crop) if scales
+         else default_test_scales(train_scale_of(meta, config), crop))
+    return ModelEntry(model, dict(meta["preprocess"]), q, config_path, checkpoint, dict(meta))
+
+
+@dataclass
+class TestSet:
+    """The images of a test split: paths, ids (paths relative to the root), labels."""
+
+    paths: list[str]
+    ids: list[str]
+    labels: np.ndarray
+    classes: list[str]
+    root: str = ""
+
+
+def load_test_set(config: Any, data_root: str | None = None, config_path: str = "") -> TestSet:
+    """The dataset of ``cfg.test_dataloader.dataset`` (``data_root`` overridden).
+
+    Only image paths and labels are read: strategies rescale the images
+    themselves, so the config's test pipeline is not used.
+    """
+    from vggkit.plugins import load_plugins
+    from vggkit.registry import DATASETS
+    load_plugins()
+    try:
+        ds_cfg = dict(config["test_dataloader"]["dataset"])
+    except (KeyError, TypeError):
+        raise ValueError(f"{config_path or 'config'} has no test_dataloader.dataset; add one or "
+                         "use a config from configs/") from None
+    from vggkit.engine.datacheck import apply_data_root
+    from vggkit.engine.scales import innermost_dataset
+    if data_root is not None:
+        if not os.path.isdir(data_root):
+            raise FileNotFoundError(f"--data-root '{data_root}' is not a directory")
+        # as tools/train.py does: an image folder with train/ and val/ is tested on val/
+        apply_data_root({"test_dataloader": {"dataset": ds_cfg}}, data_root)
+    ds_cfg = dict(innermost_dataset(ds_cfg), pipeline=[])
+    dataset = DATASETS.build(ds_cfg)
+    root = str(getattr(dataset, "data_root", "") or ds_cfg.get("data_root") or "")
+    paths, labels = [], []
+    for i in range(len(dataset)):
+        info = dataset.get_data_info(i)
+        paths.append(str(info["img_path"]))
+        labels.append(int(np.asarray(info.get("gt_label", -1)).reshape(-1)[0]))
+    ids = [os.path.relpath(p, root) if root and os.path.abspath(p).startswith(os.path.abspath(root))
+           else p for p in paths]
+    classes = [str(c) for c in (dataset.metainfo.get("classes") or [])]
+    return TestSet(paths, ids, np.asarray(labels, dtype=np.int64), classes, root)
+
+
+def check_classes(entry: ModelEntry, test_set: TestSet) -> None:
+    """Raise ``ValueError`` if the net's classes do not match the test set's."""
+    n_model, n_data = int(entry.model.num_classes), len(test_set.classes)
+    where = f"checkpoint '{entry.checkpoint}'"
+    if n_data and n_model != n_data:
+        raise ValueError(f"{where} predicts {n_model} classes but the test set "
+                         f"({test_set.root or 'dataset'}) has {n_data}; evaluate on the data it "
+                         "was trained for, or set num_classes in the config to match")
+    recorded = entry.meta.get("classes") or (entry.meta.get("dataset_meta") or {}).get("classes")
+    if recorded and n_data and [str(c) for c in recorded] != test_set.classes:
+        diff = next(i for i, (a, b) in enumerate(zip(recorded, test_set.classes)) if str(a) != b) \
+            if len(recorded) == n_data else None
+        raise ValueError(f"{where} was trained with classes that differ from the test set's"
+                         + (f" (first difference at index {diff}: '{recorded[diff]}' vs "
+                            f"'{test_set.classes[diff]}')" if diff is not None else "")
+                         + "; the class order must match the checkpoint's")
+    bad = test_set.labels[(test_set.labels < -1) | (test_set.labels >= n_model)]
+    if bad.size:
+        raise ValueError(f"test set labels {bad[:5].tolist()} are outside the {n_model} classes "
+                         f"of {where}")

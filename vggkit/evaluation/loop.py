@@ -1,0 +1,75 @@
+"""The evaluation loop: every model × strategy over one rank's shard of images."""
+from __future__ import annotations
+
+import time
+from typing import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from vggkit.evaluation.distributed import Shard, rank_and_world, shard
+from vggkit.evaluation.inputs import RescaledImages, aspect_order, collate_views
+from vggkit.evaluation.loading import ModelEntry
+from vggkit.evaluation.strategies import Combined, EvalStrategy
+
+
+def result_key(model_index: int, strategy: str) -> str:
+    """Key of one model's posteriors under one strategy in a shard."""
+    return f"model{model_index}/{strategy}"
+
+
+def run_batch(entries: Sequence[ModelEntry], strategies: Mapping[str, EvalStrategy],
+              views: Mapping[int, Sequence[torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Posteriors of one batch of images for every model and strategy.
+
+    A combined strategy whose parts were also asked for reuses their
+    posteriors instead of running the nets again (``dense+multicrop`` next to
+    ``dense`` and ``multicrop`` costs nothing more).
+    """
+    out: dict[str, torch.Tensor] = {}
+    ordered = sorted(strategies.items(), key=lambda kv: isinstance(kv[1], Combined))
+    for m, entry in enumerate(entries):
+        done: dict[str, torch.Tensor] = {}
+        for name, strategy in ordered:
+            parts = getattr(strategy, "parts", None)
+            if isinstance(strategy, Combined) and all(p.name in done for p in parts):
+                post = strategy.combine([done[p.name] for p in parts])
+            else:
+                post = strategy(entry.model, views, entry.scales, entry.preprocess)
+            done[name] = post
+            out[result_key(m, name)] = post
+    return out
+
+
+def evaluate_shard(entries: Sequence[ModelEntry], strategies: Mapping[str, EvalStrategy],
+                   paths: Sequence[str], *, images_per_batch: int = 16, workers: int = 0,
+                   fast_decode: bool = False, progress: bool = True) -> tuple[Shard, float]:
+    """This rank's results and the seconds it took.
+
+    Images are visited in aspect-ratio order (so that dense evaluation finds
+    equal sizes within a batch) and striped over ranks.
+
+    Returns:
+        ``((indices, {result_key: N_shard×C float32}), seconds)``.
+    """
+    rank, world = rank_and_world()
+    mine = shard(aspect_order(paths), rank, world)
+    scales = sorted({q for e in entries for q in e.scales})
+    data = RescaledImages([paths[i] for i in mine], scales, fast_decode)
+    loader = DataLoader(data, batch_size=images_per_batch, shuffle=False, num_workers=workers,
+                        collate_fn=collate_views)
+    rows: dict[str, list[np.ndarray]] = {}
+    indices: list[int] = []
+    start = time.perf_counter()
+    bar = tqdm(total=len(mine), desc=f"evaluating (rank {rank}/{world})" if world > 1 else
+               "evaluating", unit="img", disable=not progress or rank != 0, dynamic_ncols=True)
+    for local, views in loader:
+        for key, post in run_batch(entries, strategies, views).items():
+            rows.setdefault(key, []).append(post.numpy().astype(np.float32))
+        indices.extend(mine[i] for i in local)
+        bar.update(len(local))
+    bar.close()
+    seconds = time.perf_counter() - start
+    return (indices, {k: np.concatenate(v) for k, v in rows.items()}), seconds

@@ -1,0 +1,52 @@
+"""Error tables of posteriors: computing, printing and writing them."""
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from vggkit.engine.atomic import atomic_write_text
+from vggkit.evaluation.metrics import topk_error
+
+
+def errors(scores: np.ndarray, labels: np.ndarray, topk: tuple[int, ...] = (1, 5)) -> dict | None:
+    """``{'top1_error': %, 'top5_error': %}``; None when some labels are unknown (-1)."""
+    labels = np.asarray(labels)
+    if labels.size == 0 or (labels < 0).any():
+        return None
+    s, y = torch.from_numpy(np.asarray(scores, dtype=np.float32)), torch.from_numpy(labels)
+    return {f"top{k}_error": round(topk_error(s, y, k), 4) for k in topk}
+
+
+def _rows(title: str, table: Mapping[str, dict | None]) -> list[str]:
+    lines = [title, f"  {'strategy':<20} {'top-1 err %':>11} {'top-5 err %':>11}"]
+    for name, err in table.items():
+        if err is None:
+            lines.append(f"  {name:<20} {'n/a':>11} {'n/a':>11}  (no labels)")
+        else:
+            lines.append(f"  {name:<20} {err['top1_error']:>11.2f} {err['top5_error']:>11.2f}")
+    return lines
+
+
+def format_results(results: Mapping[str, Any]) -> str:
+    """The human-readable table of a results dict written by the test tool."""
+    lines: list[str] = []
+    for i, m in enumerate(results.get("models", [])):
+        lines += _rows(f"model {i}: {m.get('label', '')} scales Q={m.get('scales')}",
+                       m["results"])
+    if results.get("fusion"):
+        lines += _rows(f"fusion of {results.get('fused', '?')}", results["fusion"])
+    if "num_images" in results:
+        speed = results.get("images_per_s")
+        lines.append(f"{results['num_images']} images"
+                     + (f", {speed:.2f} images/s" if speed else "")
+                     + (f" on {results['world_size']} processes" if results.get("world_size", 1) > 1
+                        else ""))
+    return "\n".join(lines)
+
+
+def write_json(path: str, obj: Any) -> None:
+    """Write ``obj`` as indented JSON atomically."""
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

@@ -1,0 +1,26 @@
+"""Appendix B of the paper: dense multi-scale penultimate-layer features.
+
+* :mod:`~vggkit.features.descriptor` -- the descriptor as tensor functions
+  (dense map, global average pool, flip average, L2 norm, avg/stack).
+* :mod:`~vggkit.features.engine` -- :class:`FeatureExtractor`: images -> descriptors,
+  batched by rescaled size.
+* :mod:`~vggkit.features.store` -- the resumable sharded store and
+  :func:`load_features` (one call; ``np.load('DIR/features.npy')`` works too).
+* :mod:`~vggkit.features.runner` -- shards of a task over ranks, resume.
+* :mod:`~vggkit.features.extract_tool` -- ``tools/extract_features.py``.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from vggkit.features.store import FeatureSet, load_features
+
+__all__ = ["FeatureExtractor", "FeatureSet", "Net", "load_features"]
+
+
+def __getattr__(name: str) -> Any:
+    # the engine imports torch; keep `import vggkit.features` (numpy only) light
+    if name in ("FeatureExtractor", "Net"):
+        from vggkit.features import engine
+        return getattr(engine, name)
+    raise AttributeError(f"module 'vggkit.features' has no attribute '{name}'")

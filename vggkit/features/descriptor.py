@@ -1,0 +1,93 @@
+"""The image descriptor of the paper's Appendix B, as tensor functions.
+
+For one net and one scale Q the net runs densely over the whole image
+rescaled to Q; the map of the chosen layer (fc7 after its ReLU by default) is
+globally average-pooled, averaged with the pooled map of the horizontally
+flipped image and L2-normalised (:func:`flip_pooled`, :func:`l2_normalize`).
+
+Normalisation rule used everywhere in vggkit (the paper leaves it open):
+**every part is L2-normalised before it is combined, and the combination is
+L2-normalised again.** So
+
+* ``avg``: unit per-scale descriptors are averaged, then normalised (each
+  scale weighs the same whatever its activation magnitude);
+* ``stack``: unit per-scale descriptors are concatenated and the whole is
+  normalised, so each scale block has norm ``1/sqrt(#scales)``;
+* several nets (Net-D & Net-E): each net's aggregated descriptor is unit,
+  the blocks are concatenated and normalised, so each net's block has norm
+  ``1/sqrt(#nets)`` and the stored vector has norm 1.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+LAYERS = ("fc7", "fc6", "pool5")
+AGGREGATES = ("avg", "stack")
+
+
+def l2_normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
+    """Rows of ``x`` (N x D) scaled to unit L2 norm (a zero row stays zero)."""
+    return F.normalize(x, p=2.0, dim=1, eps=eps)
+
+
+def layer_map(model: nn.Module, x: Tensor, layer: str = "fc7", relu: bool = True) -> Tensor:
+    """The dense map N x C x h x w of ``layer`` of a VGG over normalised images ``x``.
+
+    ``relu`` chooses fc6/fc7 after (True) or before (False) their ReLU; pool5
+    already follows a ReLU and a max-pool, so it ignores the flag.
+    """
+    if layer not in LAYERS:
+        raise ValueError(f"unknown feature layer '{layer}'; choose one of {LAYERS}")
+    if layer == "pool5":
+        return model.dense_pre_logits(x, layer="pool5")
+    if layer == "fc6" and not relu:
+        # the model's fc6 map is after the ReLU; apply the conv ourselves
+        return model.head.fc6(model.dense_pre_logits(x, layer="pool5"))
+    if layer == "fc7" and getattr(model, "pre_logits_relu", True) != relu:
+        raise ValueError(f"the model's pre_logits_relu={model.pre_logits_relu} but relu={relu} "
+                         "was asked; build the model with pre_logits_relu=relu")
+    return model.dense_pre_logits(x, layer=layer)
+
+
+def flip_pooled(model: nn.Module, x: Tensor, layer: str = "fc7", relu: bool = True) -> Tensor:
+    """Global average of the dense map of ``x`` and of its mirror, averaged: N x C.
+
+    The image and its mirror run as one batch of 2N (one pass, better
+    utilisation); the result is not normalised. A ``model`` with a
+    ``layer_map(x)`` method (a compiled runner of one layer, e.g. ONNX
+    Runtime) is called through it.
+    """
+    n = x.shape[0]
+    both = torch.cat([x, x.flip(-1)], dim=0)
+    compiled = getattr(model, "layer_map", None)
+    dense = compiled(both) if compiled is not None else layer_map(model, both, layer, relu)
+    pooled = dense.float().mean(dim=(2, 3))
+    return (pooled[:n] + pooled[n:]) / 2
+
+
+def combine(parts: Sequence[Tensor], mode: str) -> Tensor:
+    """Aggregate descriptors N x D_i of one image set by the normalisation rule above.
+
+    Args:
+        parts: per-scale (or per-net) descriptors, normalised or not.
+        mode: 'avg' (all D_i equal; result N x D) or 'stack' (N x sum D_i).
+    """
+    if mode not in AGGREGATES:
+        raise ValueError(f"unknown aggregation '{mode}'; choose one of {AGGREGATES}")
+    if not parts:
+        raise ValueError("nothing to combine: no scales or nets given")
+    units = [l2_normalize(p) for p in parts]
+    if mode == "avg":
+        merged = torch.stack(units).mean(dim=0)
+    else:
+        merged = torch.cat(units, dim=1)
+    return l2_normalize(merged)
+
+
+def descriptor_dim(width: int, n_scales: int, mode: str) -> int:
+    """Length of one net's descriptor: ``width`` for 'avg', ``n_scales * width`` for 'stack'."""
+    return width * (n_scales if mode == "stack" else 1)

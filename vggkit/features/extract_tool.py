@@ -1,0 +1,239 @@
+"""``tools/extract_features.py`` / ``vggkit extract``: Appendix-B features into a store.
+
+Example::
+
+    tools/extract_features.py configs/vgg16_d.py d.pth configs/vgg19_e.py e.pth \\
+        --task voc2007 --data-root data/VOCdevkit/VOC2007 --out feats/voc07-de
+
+Each ``CONFIG CKPT`` pair is one net (``cfg.model.vgg`` holds its
+``build_vgg`` arguments; the checkpoint's recorded preprocessing is applied);
+several pairs stack their descriptors. The task plugin lists the images and
+gives the default scales and aggregation.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from vggkit.features.descriptor import AGGREGATES, LAYERS
+from vggkit.features.engine import (BACKENDS, MAX_BATCH_PIXELS, PRECISIONS, FeatureExtractor,
+                                    Net)
+from vggkit.features.runner import BAD_IMAGE_MODES, run_extraction
+from vggkit.features.store import FeatureStore, sha256_file, sha256_json
+
+#: build_vgg arguments that do not change a loaded net's features
+_NOT_FEATURES = ("init", "init_std", "init_checkpoint", "init_conv_layers", "init_fc_layers",
+                 "dropout", "pre_logits_relu", "adaptive_pool")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="extract_features", description="Extract the paper's Appendix-B image descriptors "
+        "(dense net over the whole image at scale Q, global average pool, flip average, L2 "
+        "norm, scales averaged or stacked, nets stacked) into a resumable feature store.")
+    p.add_argument("pairs", nargs="+", metavar="CONFIG CKPT",
+                   help="one or more pairs: an mmengine config (cfg.model.vgg = build_vgg "
+                        "kwargs) and a checkpoint; several pairs stack their descriptors")
+    p.add_argument("--task", required=True, help="registered transfer task, e.g. caltech101, "
+                   "voc2007, image_folder (`vggkit plugins` lists them)")
+    p.add_argument("--data-root", required=True, help="the task's data directory")
+    p.add_argument("--scales", type=int, nargs="+", metavar="Q",
+                   help="test scales Q (smallest image side); default: the task's")
+    p.add_argument("--aggregate", choices=AGGREGATES,
+                   help="combine scales by averaging or stacking; default: the task's")
+    p.add_argument("--layer", choices=LAYERS, default="fc7",
+                   help="descriptor layer (default fc7, the paper's penultimate layer)")
+    p.add_argument("--relu", action=argparse.BooleanOptionalAction, default=True,
+                   help="fc6/fc7 after their ReLU (default) or before (--no-relu)")
+    p.add_argument("--out", help="store directory (default work_dirs/features/TASK)")
+    p.add_argument("--batch-size", type=int, default=8,
+                   help="images of equal rescaled size per batch; each runs with its mirror")
+    p.add_argument("--shard-size", type=int, default=256,
+                   help="images per shard: the unit of resuming and of distribution")
+    p.add_argument("--launcher", choices=("none", "pytorch"), default="none",
+                   help="'pytorch' for torchrun: ranks write disjoint shards")
+    p.add_argument("--bad-images", choices=BAD_IMAGE_MODES, default="strict",
+                   help="'strict' stops at an unreadable image; 'skip' stores a zero row, "
+                        "lists it in the manifest and leaves it out of load_features")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto",
+                   help="'auto' = bf16 autocast on CPUs with AVX-512 BF16/AMX, else fp32")
+    p.add_argument("--backend", choices=BACKENDS, default="auto",
+                   help="'onnxruntime' (CPU, fp32, if installed); 'mkldnn': oneDNN blocked "
+                        "layout (CPU, fp32); 'eager': plain PyTorch; 'auto': the first that "
+                        "applies")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
+                   help="eager backend: channels-last memory format")
+    p.add_argument("--threads", type=int,
+                   help="torch intra-op threads (default: torch's choice); recorded")
+    p.add_argument("--device", default=None,
+                   help="torch device (default cuda:LOCAL_RANK if available, else cpu)")
+    p.add_argument("--keep-shards", action="store_true",
+                   help="keep shards/ after features.npy is assembled")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return p
+
+
+def vgg_kwargs_from_config(path: str) -> dict[str, Any]:
+    """The ``build_vgg`` keyword arguments of an mmengine config's ``model``.
+
+    Accepts ``model = dict(type='VGGClassifier', vgg=dict(arch=...))`` and a
+    bare ``model = dict(arch=...)``.
+    """
+    from mmengine.config import Config
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"config '{path}' does not exist (arguments are CONFIG CKPT pairs)")
+    cfg = Config.fromfile(path)
+    model = cfg.get("model")
+    if model is None:
+        raise ValueError(f"config '{path}' has no 'model'; expected model=dict(vgg=dict(arch=...))")
+    model = model.to_dict() if hasattr(model, "to_dict") else dict(model)
+    vgg = model.get("vgg", model)
+    if not isinstance(vgg, dict) or "arch" not in vgg:
+        raise ValueError(f"config '{path}': model has no vgg=dict(arch=...) nor arch=...; "
+                         f"got model keys {sorted(model)}")
+    return {k: v for k, v in dict(vgg).items() if k != "type"}
+
+
+def _checkpoint_classes(checkpoint: str) -> int:
+    """fc8's number of outputs in ``checkpoint`` (for configs with num_classes=None)."""
+    from vggkit.models.io import read_checkpoint
+    state_dict, meta = read_checkpoint(checkpoint)
+    if meta.get("num_classes"):
+        return int(meta["num_classes"])
+    if "head.fc8.weight" not in state_dict:
+        raise ValueError(f"checkpoint '{checkpoint}' has no head.fc8.weight; set "
+                         "model.vgg.num_classes in the config")
+    return int(state_dict["head.fc8.weight"].shape[0])
+
+
+def load_net(config: str, checkpoint: str, device: str) -> tuple[Net, dict[str, Any]]:
+    """Build the net of ``config``, load ``checkpoint``; return it and its settings record."""
+    from vggkit.models import build_vgg, load_checkpoint
+    kwargs = vgg_kwargs_from_config(config)
+    if not os.path.isfile(checkpoint):
+        raise FileNotFoundError(f"checkpoint '{checkpoint}' does not exist")
+    if kwargs.get("num_classes") is None:  # configs may leave it to the dataset
+        kwargs["num_classes"] = _checkpoint_classes(checkpoint)
+    # The weights come from the checkpoint: skip initialisation (and any init checkpoint).
+    model = build_vgg(**{**kwargs, "init": "none"})
+    meta = load_checkpoint(model, checkpoint)
+    preprocess = dict(meta.get("preprocess") or {})
+    net = Net(model=model.eval(), preprocess=preprocess, name=checkpoint)  # moved by the extractor
+    record = {"vgg": {k: v for k, v in kwargs.items() if k not in _NOT_FEATURES},
+              "checkpoint_sha256": sha256_file(checkpoint), "preprocess": preprocess}
+    return net, record
+
+
+def _init_distributed(launcher: str) -> None:
+    if launcher == "none":
+        return
+    import torch.distributed as dist
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+
+
+def _default_device(launcher: str) -> str:
+    if not torch.cuda.is_available():
+        return "cpu"
+    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if launcher != "none" else "cuda"
+
+
+def _open_store(store: FeatureStore, settings: dict, index: dict, labels: np.ndarray,
+                info: dict) -> None:
+    """Rank 0 creates or checks the store; every rank learns the outcome."""
+    import torch.distributed as dist
+    if not (dist.is_available() and dist.is_initialized()):
+        store.open(settings, index, labels, info)
+        return
+    error: list[Any] = [None]
+    if dist.get_rank() == 0:
+        try:
+            store.open(settings, index, labels, info)
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
+            error = [exc]
+    dist.broadcast_object_list(error, src=0)
+    if error[0] is not None:
+        raise error[0]
+    if dist.get_rank() != 0:
+        store.open(settings, index, labels, info)  # reads and checks what rank 0 wrote
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``tools/extract_features.py``; returns the exit code.
+
+    User errors (a bad path, image, task name or a store of other settings)
+    print one message and return 2.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if len(args.pairs) % 2:
+        parser.error(f"expected CONFIG CKPT pairs, got {len(args.pairs)} paths: {args.pairs}")
+    try:
+        return extract(args)
+    except (OSError, ValueError, KeyError) as exc:  # StoreError, BadImageError included
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"extract_features: error: {message}", file=sys.stderr)
+        return 2
+
+
+def extract(args: argparse.Namespace) -> int:
+    """Run the extraction of parsed ``args`` (see :func:`build_parser`)."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from vggkit.transfer.task import build_task
+    task = build_task(args.task)
+    data = task.scan(args.data_root)
+    if len(data) == 0:
+        raise ValueError(f"task '{args.task}' found no images under '{args.data_root}'")
+    scales = [int(q) for q in (args.scales or task.default_scales)]
+    aggregate = args.aggregate or task.default_aggregate
+    _init_distributed(args.launcher)
+    device = args.device or _default_device(args.launcher)
+
+    pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))
+    loaded = [load_net(cfg, ckpt, device) for cfg, ckpt in pairs]
+    extractor = FeatureExtractor([n for n, _ in loaded], scales=scales, aggregate=aggregate,
+                                 layer=args.layer, relu=args.relu, batch_size=args.batch_size,
+                                 precision=args.precision, backend=args.backend,
+                                 channels_last=args.channels_last, device=device, own_nets=True)
+    labels = np.asarray(data.labels)
+    settings = {
+        "task": args.task, "models": [r for _, r in loaded], "scales": scales,
+        "aggregate": aggregate, "layer": args.layer, "relu": args.relu,
+        "shard_size": args.shard_size, "batch_size": args.batch_size,
+        "max_batch_pixels": MAX_BATCH_PIXELS,
+        "precision": extractor.precision, "backend": extractor.backend,
+        "channels_last": args.channels_last and extractor.backend == "eager",
+        "bad_image_policy": args.bad_images,
+        "images_sha256": sha256_json({"ids": list(data.ids), "labels": labels.tolist()}),
+    }
+    info = {"feature_dim": extractor.dim, "dtype": "float32",
+            "configs": [os.path.abspath(c) for c, _ in pairs],
+            "checkpoints": [os.path.abspath(k) for _, k in pairs],
+            "config_sha256": [sha256_file(c) for c, _ in pairs],
+            "checkpoint_sha256": [r["checkpoint_sha256"] for _, r in loaded],
+            "data_root": os.path.abspath(args.data_root), "torch_threads": torch.get_num_threads(),
+            "torch_version": torch.__version__,
+            "normalisation": "each scale and each net L2-normalised before combining; "
+                             "the combination L2-normalised again"}
+    index = {"ids": list(data.ids), "subsets": list(data.subsets), "classes": list(data.classes),
+             "paths": [os.path.relpath(p, args.data_root) if p else "" for p in data.paths]}
+    store = FeatureStore(args.out or os.path.join("work_dirs", "features", args.task))
+    _open_store(store, settings, index, labels, info)
+    if store.complete:
+        print(f"feature store '{store.root}' is already complete ({len(data)} images); "
+              "nothing to do")
+        return 0
+    manifest = run_extraction(extractor, data.paths, store, bad_images=args.bad_images,
+                              keep_shards=args.keep_shards, progress=not args.no_progress)
+    bad = len(manifest.get("bad_images", []))
+    print(f"wrote {manifest['n_images']} x {manifest['feature_dim']} features to "
+          f"'{store.root}' ({bad} bad images skipped). Load with "
+          f"vggkit.features.store.load_features('{store.root}') or "
+          f"np.load('{os.path.join(store.root, 'features.npy')}')")
+    return 0

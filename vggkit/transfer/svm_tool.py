@@ -1,0 +1,158 @@
+"""``vggkit svm-transfer`` / ``tools/svm_transfer.py``: linear-SVM transfer on stored features.
+
+For each protocol split: C is chosen on 20% of the training images held out,
+the one-vs-rest SVMs are retrained on the whole training part and scored on
+the test part with the task's metric. Prints a table, writes the results (with
+the splits) as JSON and a PNG (confusion matrix, or per-class AP bars).
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+from typing import Any
+
+import numpy as np
+
+from vggkit.transfer.svm import DEFAULT_C_GRID, train_with_selection
+from vggkit.transfer.task import Split, TaskData, TransferTask, build_task
+
+
+def run_transfer(features: np.ndarray, data: TaskData, task: TransferTask, *, n_splits: int | None = None,
+                 seed: int = 0, C_grid: tuple[float, ...] = DEFAULT_C_GRID,
+                 predictions_dir: str | None = None) -> dict[str, Any]:
+    """Run the task's protocol on ``features`` (rows aligned with ``data``); returns the results."""
+    features = np.asarray(features, dtype=np.float32)
+    splits = task.splits(data, n_splits, seed)
+    labels = np.asarray(data.labels)
+    n_classes = len(data.classes)
+
+    def score(s: np.ndarray, y: np.ndarray) -> float:
+        return float(task.evaluate(s, y)[task.metric_name])
+
+    runs = []
+    for split in splits:
+        res = train_with_selection(features[split.train], labels[split.train], score, C_grid=C_grid,
+                                   seed=split.seed or seed, n_classes=n_classes)
+        scores = res.model.decision_function(features[split.test])
+        metrics = task.evaluate(scores, labels[split.test])
+        written = task.write_predictions(data, split, scores, predictions_dir) if predictions_dir else []
+        runs.append({"split": split.to_dict(data), "C": res.C,
+                     "val_scores": {str(c): v for c, v in res.val_scores.items()},
+                     "metrics": metrics, "prediction_files": written})
+    values = np.array([r["metrics"][task.metric_name] for r in runs], dtype=np.float64)
+    return {"task": task.name, "metric": task.metric_name, "classes": data.classes,
+            "mean": float(np.mean(values)), "std": float(np.std(values)) if len(values) > 1 else 0.0,
+            "per_split": [float(v) for v in values], "C_grid": list(C_grid), "splits": runs}
+
+
+def format_table(results: dict[str, Any], top: int = 10) -> str:
+    """The printed table: metric per split, mean ± std, chosen C, weakest classes."""
+    m = results["metric"]
+    lines = [f"task {results['task']}  metric {m} (%)", f"{'split':<16}{m:>20}{'C':>10}"]
+    for r in results["splits"]:
+        lines.append(f"{r['split']['name']:<16}{r['metrics'][m]:>20.2f}{r['C']:>10g}")
+    lines.append(f"{'mean ± std':<16}{results['mean']:>13.2f} ± {results['std']:.2f}")
+    per_class = np.nanmean([r["metrics"]["per_class"] for r in results["splits"]], axis=0)
+    order = np.argsort(per_class)
+    lines.append(f"per-class {m} (mean over splits), {min(top, len(order))} lowest:")
+    lines += [f"  {results['classes'][k]:<30}{per_class[k]:8.2f}" for k in order[:top]]
+    return "\n".join(lines)
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1, allow_nan=True)
+    os.replace(tmp, path)
+
+
+def write_plot(results: dict[str, Any], path: str, multilabel: bool) -> None:
+    """Confusion matrix (single-label, first split) or per-class AP bars (multi-label)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    classes = results["classes"]
+    first = results["splits"][0]["metrics"]
+    if multilabel:
+        fig, ax = plt.subplots(figsize=(max(6, 0.4 * len(classes)), 4))
+        ax.bar(range(len(classes)), first["per_class"])
+        ax.set_xticks(range(len(classes)), classes, rotation=90)
+        ax.set_ylabel("AP (%)")
+        ax.set_title(f"{results['task']}: mAP {results['mean']:.2f}")
+    else:
+        cm = np.asarray(first["confusion_matrix"], dtype=np.float64)
+        cm = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+        fig, ax = plt.subplots(figsize=(7, 6))
+        im = ax.imshow(cm, cmap="viridis", vmin=0, vmax=1)
+        fig.colorbar(im, ax=ax, label="fraction of the true class")
+        if len(classes) <= 30:
+            ax.set_xticks(range(len(classes)), classes, rotation=90)
+            ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{results['task']} {results['splits'][0]['split']['name']}: "
+                     f"{results['metric']} {first[results['metric']]:.2f}")
+    fig.tight_layout()
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``['n_train=10', 'metric=accuracy']`` -> ``{'n_train': 10, 'metric': 'accuracy'}``."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--task-option expects KEY=VALUE, got '{item}'")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value  # a bare word: a string
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="svm_transfer", description="One-vs-rest linear-SVM transfer on a "
+                                "feature store (the paper's Appendix B): C chosen on 20% held out, per split.")
+    p.add_argument("--features", required=True, help="feature store directory (tools/extract_features.py --out)")
+    p.add_argument("--task", default=None, help="transfer task name (default: the task recorded in the store)")
+    p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="task constructor option, e.g. n_train=10 for imagefolder (repeatable)")
+    p.add_argument("--splits", type=int, default=None, help="number of random splits (default: the protocol's)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the first split (split k uses seed+k)")
+    p.add_argument("--out", default=None, help="results JSON (default: <features>/svm_results.json)")
+    p.add_argument("--C-grid", type=float, nargs="+", default=list(DEFAULT_C_GRID),
+                   help="C values tried on the held-out 20%% of each split's training images")
+    p.add_argument("--plot", default=None, help="PNG: confusion matrix or per-class AP (default beside --out)")
+    p.add_argument("--predictions", default=None,
+                   help="directory for submission files when test labels are withheld (default beside --out)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from vggkit.features.store import load_features
+    fs = load_features(args.features)
+    name = args.task or fs.meta.get("task")
+    if not name:
+        raise SystemExit("the feature store records no task; pass --task NAME")
+    task = build_task(name, **parse_options(args.task_option))
+    data = TaskData.from_features(fs)
+    out = args.out or os.path.join(args.features, "svm_results.json")
+    base = os.path.splitext(out)[0]
+    results = run_transfer(fs.features, data, task, n_splits=args.splits, seed=args.seed,
+                           C_grid=tuple(args.C_grid), predictions_dir=args.predictions or base + "_submission")
+    results["features"] = os.path.abspath(args.features)
+    results["feature_meta"] = {k: v for k, v in fs.meta.items() if not isinstance(v, (list, dict))
+                               or k in ("scales", "configs")}
+    print(format_table(results))
+    write_json_atomic(out, results)
+    plot = args.plot or base + ".png"
+    write_plot(results, plot, task.multilabel)
+    print(f"results: {out}\nplot: {plot}")
+    return 0

@@ -1,0 +1,190 @@
+"""The transfer-task interface (the paper's Appendix B protocols as data).
+
+A :class:`TransferTask` knows three things about a downstream data set:
+
+* how its files are laid out (:meth:`TransferTask.scan` -> :class:`TaskData`),
+* how the protocol splits it into training and test images
+  (:meth:`TransferTask.splits` -> list of :class:`Split`),
+* how the protocol scores a classifier (:meth:`TransferTask.evaluate`).
+
+Feature extraction (``vggkit.features``) calls :meth:`scan` and stores
+``ids``, ``labels``, ``subsets`` and ``classes`` with the descriptors; the SVM
+tool rebuilds a :class:`TaskData` from that store (see
+:meth:`TaskData.from_features`) and draws the splits from it, so the splits
+never depend on the data root still being there.
+
+Tasks arrive through the ``vggkit_register_transfer_tasks`` hook and are built
+by name with :func:`build_task`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+#: label values of a multi-label task (the VOC devkit's convention)
+POSITIVE, NEGATIVE, DIFFICULT = 1, -1, 0
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+
+
+class TaskLayoutError(FileNotFoundError):
+    """The data root does not have the layout the task expects."""
+
+
+class ProtocolError(ValueError):
+    """The data cannot satisfy the protocol (e.g. too few images in a class)."""
+
+
+@dataclass
+class TaskData:
+    """Every image of a task, in a fixed order.
+
+    Attributes:
+        ids: unique image ids (stable across machines: relative paths or devkit ids).
+        paths: absolute paths of the image files ('' when only features are known).
+        labels: ``(N,)`` int class indices (single-label) or ``(N, C)`` int8 in
+            {1 positive, -1 negative, 0 difficult} (multi-label). A multi-label row of
+            all zeros means the labels are withheld (VOC-2012 test).
+        classes: class names, index order of ``labels``.
+        subsets: per image, the official subset ('trainval', 'test', ...) or ''
+            when the protocol draws random splits.
+        root: the data root that was scanned ('' when unknown).
+    """
+
+    ids: list[str]
+    paths: list[str]
+    labels: np.ndarray
+    classes: list[str]
+    subsets: list[str]
+    root: str = ""
+
+    def __post_init__(self) -> None:
+        n = len(self.ids)
+        self.labels = np.asarray(self.labels)
+        if len(self.paths) != n or len(self.subsets) != n or len(self.labels) != n:
+            raise ValueError(
+                f"TaskData fields disagree in length: ids {n}, paths {len(self.paths)}, "
+                f"labels {len(self.labels)}, subsets {len(self.subsets)}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def multilabel(self) -> bool:
+        return self.labels.ndim == 2
+
+    @classmethod
+    def from_features(cls, fs: Any) -> "TaskData":
+        """Rebuild the task data from a feature store (``load_features``'s FeatureSet)."""
+        ids = [str(i) for i in fs.ids]
+        return cls(ids=ids, paths=[""] * len(ids), labels=np.asarray(fs.labels),
+                   classes=[str(c) for c in fs.classes], subsets=[str(s) for s in fs.subsets])
+
+
+@dataclass
+class Split:
+    """One protocol split: indices into a :class:`TaskData`.
+
+    Attributes:
+        name: e.g. 'split0' or 'trainval-test'.
+        train: indices of the training images (the SVM's whole training part).
+        test: indices of the test images.
+        seed: the seed that drew the split (None for official splits).
+    """
+
+    name: str
+    train: np.ndarray
+    test: np.ndarray
+    seed: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self, data: TaskData) -> dict[str, Any]:
+        """A JSON-able record of the split (image ids), written beside results."""
+        return {"name": self.name, "seed": self.seed, **self.info,
+                "train": [data.ids[i] for i in self.train],
+                "test": [data.ids[i] for i in self.test]}
+
+
+class TransferTask:
+    """Base class of a downstream task; subclasses set the class attributes.
+
+    Attributes:
+        name: registry name of the task.
+        default_aggregate: how descriptors at several scales are combined, 'avg' or 'stack'.
+        default_scales: the paper's test scales Q for this task.
+        multilabel: True when labels are (N, C) in {1, -1, 0}.
+        metric_name: key of the headline metric in :meth:`evaluate`'s result.
+        default_splits: how many splits the protocol averages over.
+    """
+
+    name: str = "task"
+    default_aggregate: str = "avg"
+    default_scales: tuple[int, ...] = (256, 384, 512)
+    multilabel: bool = False
+    metric_name: str = "accuracy"
+    default_splits: int = 1
+
+    def scan(self, data_root: str) -> TaskData:
+        """List every image of the task under ``data_root``."""
+        raise NotImplementedError
+
+    def splits(self, data: TaskData, n_splits: int | None = None, seed: int = 0) -> list[Split]:
+        """The protocol's training/test splits of ``data`` (seeded, reproducible)."""
+        raise NotImplementedError
+
+    def evaluate(self, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
+        """Score ``scores`` (N×C) against ``labels``; values in percent.
+
+        Returns a dict with at least ``metric_name`` (float, %) and 'per_class'
+        (list of floats in class order, %).
+        """
+        raise NotImplementedError
+
+    def write_predictions(self, data: TaskData, split: Split, scores: np.ndarray,
+                          out_dir: str) -> list[str]:
+        """Write files an evaluation server takes (when test labels are withheld).
+
+        Returns the paths written; the default writes nothing.
+        """
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "default_aggregate": self.default_aggregate,
+                "default_scales": list(self.default_scales), "multilabel": self.multilabel,
+                "metric": self.metric_name, "default_splits": self.default_splits}
+
+
+def build_task(name: str | dict | TransferTask, **kwargs: Any) -> TransferTask:
+    """Build a registered transfer task by name (or config dict).
+
+    Raises:
+        KeyError: the name is unknown; the message lists the known tasks.
+    """
+    if isinstance(name, TransferTask):
+        return name
+    from vggkit.plugins import load_plugins
+    from vggkit.registry import TRANSFER_TASKS
+    load_plugins()
+    cfg = dict(name) if isinstance(name, dict) else {"type": name}
+    cfg.update(kwargs)
+    task_type = cfg.pop("type")
+    cls = TRANSFER_TASKS.get(task_type)
+    if cls is None:
+        known = ", ".join(TRANSFER_TASKS.known_names()) or "none"
+        raise KeyError(f"unknown transfer task '{task_type}'; known tasks: {known} "
+                       "(install a task plugin, e.g. `pip install -e plugins/vggkit-caltech`)")
+    return cls(**cfg)
+
+
+def check_min_per_class(counts: Sequence[int], classes: Sequence[str], need: int,
+                        what: str, root: str = "") -> None:
+    """Raise :class:`ProtocolError` naming every class with fewer than ``need`` images."""
+    short = [(c, int(n)) for c, n in zip(classes, counts) if n < need]
+    if short:
+        listed = ", ".join(f"'{c}' has {n}" for c, n in short[:10])
+        more = f" (and {len(short) - 10} more)" if len(short) > 10 else ""
+        where = f" under {root}" if root else ""
+        raise ProtocolError(f"{what} needs at least {need} images per class{where}, but "
+                            f"{listed}{more}; add images or lower the requirement")
