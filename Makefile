@@ -18,8 +18,9 @@ $(VENV)/.installed: $(PY) setup.py $(CONSTRAINTS) $(PLUGIN_SETUPS)
 	$(PIP_INSTALL) -e '.[dev]' $(addprefix -e ,$(PLUGIN_DIRS))
 	touch $@
 
-$(VENV)/.installed-bench: $(VENV)/.installed
+$(VENV)/.installed-bench: $(VENV)/.installed requirements/bench.txt
 	$(PIP_INSTALL) -e '.[dev,bench]'
+	$(PY) -m pip install --disable-pip-version-check -q --no-deps -r requirements/bench.txt
 	touch $@
 
 install: $(VENV)/.installed

@@ -21,21 +21,22 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import sys
+import tempfile
 import time
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vggkit.engine.atomic import atomic_write_text
-from vggkit.evaluation.inputs import rescale_views
-from vggkit.evaluation.strategies import build_strategy, grid_offsets
-from vggkit.models import DEFAULT_PREPROCESS, build_vgg, normalize
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import RESULTS, machine_line, make_jpegs, medians  # noqa: E402
+
+from vggkit.evaluation.inputs import rescale_views  # noqa: E402
+from vggkit.evaluation.strategies import build_strategy, grid_offsets  # noqa: E402
+from vggkit.fileio import atomic_write_text  # noqa: E402
+from vggkit.models import DEFAULT_PREPROCESS, build_vgg, normalize  # noqa: E402
 
 STRATEGIES = ("center", "dense", "multicrop", "dense+multicrop")
 
@@ -73,15 +74,10 @@ def run_plain(name, model, views, scales, crop) -> torch.Tensor:
                         for i in range(n)])
 
 
-def make_images(n: int, seed: int = 0) -> list[Image.Image]:
-    """Smooth random images of ImageNet's commonest sizes: 500x375, every 4th 375x500."""
-    rng = np.random.default_rng(seed)
-    images = []
-    for i in range(n):
-        small = rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)
-        img = Image.fromarray(small).resize((500, 375), Image.BILINEAR)
-        images.append(img.transpose(Image.ROTATE_90) if i % 4 == 3 else img)
-    return images
+def load_images(n: int) -> list[Image.Image]:
+    """``n`` ImageNet-sized photos (:func:`common.make_jpegs`), decoded once."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return [Image.open(p).convert("RGB") for p in make_jpegs(tmp, n)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="strategies to time; dense+multicrop costs their sum "
                    "(default: %(default)s)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "results", "eval.md"),
+    p.add_argument("--out", default=os.path.join(RESULTS, "eval.md"),
                    help="markdown fragment to write (default: %(default)s)")
     args = p.parse_args(argv)
 
@@ -115,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
                       init="kaiming").eval()
     crop = model.input_size
     views: dict[int, list[torch.Tensor]] = {}
-    for img in make_images(args.images):
+    for img in load_images(args.images):
         for q, t in rescale_views(img, args.scales).items():
             views.setdefault(q, []).append(t)
     ours = {n: build_strategy(n, batch_size=args.batch_size) for n in args.strategies}
@@ -138,17 +134,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"repeat {rep} {name:16s} vggkit {times[(name, 'vggkit')][-1]:.2f}s "
                       f"plain {times[(name, 'plain')][-1]:.2f}s", flush=True)
 
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = medians(times)
     n = args.images
     lines = [
         "### Evaluation strategies (Sect. 3.2): cost per image",
         "",
         f"VGG-{args.arch} at width x{args.width_mult:g}, fc6/fc7 width {fc_width}, 1000 classes; "
         f"{n} images "
-        f"(500x375, every 4th 375x500), Q = {args.scales}, vggkit batch size {args.batch_size}; "
+        f"(500x375, every 3rd 375x500), Q = {args.scales}, vggkit batch size {args.batch_size}; "
         f"median of {args.repeats} alternating repeats after a warm-up; decoding excluded. "
-        f"Machine: {os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, shared with other jobs. "
+        f"Machine: {machine_line()}, shared with other jobs. "
         "Command: `" + " ".join(["python benchmarks/bench_eval.py",
                                   *(sys.argv[1:] if argv is None else argv)]) + "`.",
         "",

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -29,35 +28,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import RESULTS, machine_line, make_jpegs, medians  # noqa: E402
 
 
 def machine() -> str:
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    """:func:`common.machine_line` and the load (the machine is shared)."""
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} threads, load average {load:.1f} at start")
-
-
-def make_images(n: int, directory: str) -> list[str]:
-    """``n`` real photos (scikit-learn's sample images), 500x375 JPEGs (PASCAL-like size)."""
-    from sklearn.datasets import load_sample_images
-    photos = [Image.fromarray(a) for a in load_sample_images().images]  # 640x427
-    paths = []
-    for i in range(n):
-        img = photos[i % len(photos)]
-        shift = 20 * (i // len(photos))
-        crop = img.crop((shift, 0, shift + 600, 427)).resize((500, 375), Image.BILINEAR)
-        if (i // len(photos)) % 2:
-            crop = crop.transpose(Image.FLIP_LEFT_RIGHT)
-        paths.append(os.path.join(directory, f"img_{i}.jpg"))
-        crop.save(paths[-1], quality=90)
-    return paths
+    return f"{machine_line()}, load average {load:.1f} at start"
 
 
 def build_models() -> tuple[torch.nn.Module, torch.nn.Module, dict]:
@@ -112,19 +90,20 @@ def cosine(a: np.ndarray, b: np.ndarray) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=2, help="500x375 images per run")
+    p.add_argument("--images", type=int, default=2,
+                   help="500x375 images per run (every 3rd 375x500)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs of each side")
     p.add_argument("--scales", type=int, nargs="+", default=[256, 384, 512], help="test scales Q")
     p.add_argument("--batch-size", type=int, default=8, help="engine batch size")
     p.add_argument("--backend", default="auto",
                    choices=("auto", "onnxruntime", "mkldnn", "eager"), help="engine backend")
     p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
-    p.add_argument("--out", default=os.path.join(HERE, "results", "extract.md"),
+    p.add_argument("--out", default=os.path.join(RESULTS, "extract.md"),
                    help="markdown fragment to write")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from vggkit.features.engine import FeatureExtractor, Net, cpu_has_bf16
-    from vggkit.features.store import atomic_write
+    from vggkit.fileio import atomic_write_text
 
     info = machine()
     theirs, ours, preprocess = build_models()
@@ -133,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
                                  aggregate="avg", batch_size=args.batch_size,
                                  precision="auto", backend=args.backend)
     with tempfile.TemporaryDirectory() as tmp:
-        paths = make_images(args.images, tmp)
+        paths = make_jpegs(tmp, args.images)
         # one-time costs out of the timing: the backend's conversion/export, then a warm-up
         # image at every scale on each side (allocators, per-shape kernel plans)
         start = time.perf_counter()
@@ -153,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
                 times[side].append(t)
                 print(f"repeat {r}: {side:6s} {t:7.1f} s ({args.images / t:.3f} img/s)",
                       flush=True)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = medians(times)
     rate = {k: args.images / v for k, v in med.items()}
     ratio = rate["vggkit"] / rate["timm"]
     # runs alternate, so repeat r of both sides saw about the same machine load
@@ -184,12 +163,7 @@ Engine: images of equal size batched with their mirrors (batch {2 * min(args.bat
 at each Q), backend `{extractor.backend}` ({backend_note}; one-time setup {setup_s:.1f} s, not
 in the timings), inference mode, {precision_note}. bf16-capable CPU: {bf16}.
 """
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-    atomic_write(args.out, write)
+    atomic_write_text(args.out, text)
     print(text)
     return 0
 

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
-import statistics
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import RESULTS, machine_line, medians  # noqa: E402
+
+from vggkit.fileio import atomic_write_text  # noqa: E402
 
 
 def synth_features(n_classes: int = 102, dim: int = 4096, n_train: int = 30, n_test: int = 50,
@@ -74,14 +76,6 @@ def run_vggkit(Xtr, ytr, Xte, yte, grid, seed) -> tuple[float, float, float]:
     return elapsed, mcr(res.model.decision_function(Xte), yte), res.C
 
 
-def _cpu() -> str:
-    """CPU model and vector ISA, from the shared benchmark helpers."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from common import machine_info
-    m = machine_info()
-    return f"{m['cpu']} ({', '.join(m['isa']) or 'no AVX2'})"
-
-
 def _load() -> str:
     try:
         return ", ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -103,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--separation", type=float, default=0.18,
                         help="class separation of the synthetic features (0.18: ~90%% recall, as VGG on Caltech-101)")
     parser.add_argument("--C-grid", type=float, nargs="+", default=None, help="C values searched by both")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "svm.md"),
+    parser.add_argument("--out", default=os.path.join(RESULTS, "svm.md"),
                         help="markdown fragment to write")
     args = parser.parse_args(argv)
     from vggkit.transfer.svm import DEFAULT_C_GRID
@@ -119,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         rows["vggkit"].append(run_vggkit(Xtr, ytr, Xte, yte, grid, 0))
         print(f"repeat {r}: sklearn {rows['sklearn'][-1][0]:.2f} s, vggkit {rows['vggkit'][-1][0]:.2f} s",
               flush=True)
-    med = {k: statistics.median(t for t, _, _ in v) for k, v in rows.items()}
+    med = medians({k: [t for t, _, _ in v] for k, v in rows.items()})
     ratio = med["sklearn"] / med["vggkit"]
     pair_ratios = [s_[0] / v_[0] for s_, v_ in zip(rows["sklearn"], rows["vggkit"])]
     metric = {k: v[-1][1] for k, v in rows.items()}
@@ -137,9 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         f"20% held out for C, then retrained on all. Median of {args.repeats} alternating (sklearn, vggkit) "
         f"runs after a warm-up, in one process.",
         "",
-        f"Machine: {_cpu()}, {os.cpu_count()} CPU cores shared with other users (load average "
-        f"{load_before} before, {_load()} after), Python {platform.python_version()}, "
-        f"numpy {np.__version__}, scikit-learn {_sk_version()}.",
+        f"Machine: {machine_line()}, shared with other users (load average "
+        f"{load_before} before, {_load()} after), numpy {np.__version__}, "
+        f"scikit-learn {_sk_version()}.",
         "",
         "| solver | time (s), median | runs (s) | mean class recall (%) | chosen C |",
         "| --- | ---: | --- | ---: | ---: |",
@@ -160,11 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     ]
     text = "\n".join(lines)
     print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, out)
+    atomic_write_text(args.out, text)
     return 0
 
 

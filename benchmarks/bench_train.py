@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -33,6 +32,11 @@ import torch.nn.functional as F
 from mmengine.hooks import Hook
 from mmengine.structures import BaseDataElement
 from torch.utils.data import DataLoader, Dataset
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import RESULTS, machine_line  # noqa: E402
+
+from vggkit.fileio import atomic_write_text  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 MEAN = [123.68, 116.779, 103.939]
@@ -151,13 +155,10 @@ def bench_tiny() -> dict:
 
 
 def write_report(step: dict, tiny: dict, path: Path, command: str) -> None:
-    from vggkit.engine.atomic import atomic_write_text
-    cpu = platform.processor() or platform.machine()
     rr, pr = step["runner_range"], step["plain_range"]
     text = f"""## Training (engine)
 
-Machine: {os.cpu_count()} CPU cores ({cpu}), no GPU, shared with other jobs; torch {torch.__version__},
-{torch.get_num_threads()} threads. Command: `{command}`.
+Machine: {machine_line()}, no GPU, shared with other jobs. Command: `{command}`.
 
 | what | vggkit (mmengine Runner + hooks) | plain PyTorch loop | overhead |
 |---|---|---|---|
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=2, help="images per training step")
     parser.add_argument("--iters", type=int, default=4, help="timed iterations per block")
     parser.add_argument("--repeats", type=int, default=3, help="runner/plain block pairs")
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "train.md"),
+    parser.add_argument("--out", default=os.path.join(RESULTS, "train.md"),
                         help="markdown fragment to write")
     args = parser.parse_args(argv)
     np.random.seed(0)

@@ -169,8 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                   progress=not args.no_progress)
     text = format_table(results)
     print(text)
-    with open(os.path.join(args.work_dir, "summary.txt"), "w") as f:
-        f.write(text + "\n")
+    from vggkit.fileio import atomic_write_text
+    atomic_write_text(os.path.join(args.work_dir, "summary.txt"), text + "\n")
     return 0
 
 

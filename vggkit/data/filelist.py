@@ -19,6 +19,8 @@ import json
 import os
 from typing import Sequence
 
+from vggkit.fileio import atomic_write
+
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp",
                   ".gif")
 CACHE_VERSION = 1
@@ -82,19 +84,13 @@ def _load_cache(path: str, root: str) -> list[list] | None:
 
 
 def _save_cache(path: str, payload: dict) -> bool:
-    directory = os.path.dirname(path)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        os.makedirs(directory, exist_ok=True)
+    def write(tmp: str) -> None:
         with gzip.open(tmp, "wt", encoding="utf-8") as f:
             json.dump(payload, f)
-        os.replace(tmp, path)
+    try:
+        atomic_write(path, write)
         return True
     except OSError:  # read-only root: the caller tries the user cache dir
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
         return False
 
 

@@ -19,8 +19,8 @@ import numpy as np
 
 from vggkit.data import bad_images
 from vggkit.data.io import BadImageError, read_image
-from vggkit.data.stats_file import write_json_atomic
 from vggkit.data.transforms import rescale_isotropic
+from vggkit.fileio import atomic_write_json
 
 __all__ = ["compute_stats", "main"]
 
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = [paths[i] for i in sorted(chosen)]
     stats = compute_stats(paths, args.scale or None, progress=not args.no_progress)
     stats.update(data_root=os.path.abspath(args.data_root), seed=args.seed)
-    write_json_atomic(stats, args.out)
+    atomic_write_json(args.out, stats)
     skipped = bad_images.summary()["count"]
     print(f"wrote {args.out}: mean RGB {[round(m, 3) for m in stats['mean']]}, eigval "
           f"{[round(e, 5) for e in stats['eigval']]} from {stats['n_images']} images"

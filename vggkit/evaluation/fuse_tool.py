@@ -12,7 +12,8 @@ import os
 import sys
 
 from vggkit.evaluation.posteriors import Posteriors, fuse, load_posteriors, save_posteriors
-from vggkit.evaluation.report import errors, format_results, write_json
+from vggkit.evaluation.report import errors, format_results
+from vggkit.fileio import atomic_write_json
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                "fusion": {k: errors(v, post.labels) for k, v in post.scores.items()}}
     print(format_results(results))
     if args.out:
-        write_json(args.out, results)
+        atomic_write_json(args.out, results)
         print(f"results written to {args.out}")
     if args.save_posteriors:
         save_posteriors(args.save_posteriors, post)

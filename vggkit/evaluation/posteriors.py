@@ -18,7 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from vggkit.engine.atomic import atomic_write_bytes
+from vggkit.fileio import atomic_write_bytes
 
 PREFIX = "posteriors/"
 

@@ -1,13 +1,11 @@
-"""Error tables of posteriors: computing, printing and writing them."""
+"""Error tables of posteriors: computing and printing them."""
 from __future__ import annotations
 
-import json
 from typing import Any, Mapping
 
 import numpy as np
 import torch
 
-from vggkit.engine.atomic import atomic_write_text
 from vggkit.evaluation.metrics import topk_error
 
 
@@ -45,8 +43,3 @@ def format_results(results: Mapping[str, Any]) -> str:
                      + (f" on {results['world_size']} processes" if results.get("world_size", 1) > 1
                         else ""))
     return "\n".join(lines)
-
-
-def write_json(path: str, obj: Any) -> None:
-    """Write ``obj`` as indented JSON atomically."""
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")

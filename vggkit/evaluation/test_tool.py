@@ -18,8 +18,9 @@ from vggkit.evaluation.distributed import gather_shards, init_distributed, merge
 from vggkit.evaluation.loading import ModelEntry, check_classes, load_model, load_test_set
 from vggkit.evaluation.loop import evaluate_shard, result_key
 from vggkit.evaluation.posteriors import Posteriors, fuse, load_posteriors, save_posteriors
-from vggkit.evaluation.report import errors, format_results, write_json
+from vggkit.evaluation.report import errors, format_results
 from vggkit.evaluation.strategies import build_strategy
+from vggkit.fileio import atomic_write_json
 
 DEFAULT_STRATEGY = "dense"
 
@@ -148,7 +149,7 @@ def _run(args: argparse.Namespace) -> int:
         results["fusion"] = {n: errors(final[n], test_set.labels) for n in names}
     print(format_results(results))
     if args.out:
-        write_json(args.out, results)
+        atomic_write_json(args.out, results)
         print(f"results written to {args.out}")
     if args.save_posteriors:
         scores = dict(final)

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vggkit.models.runtime import dense_output
+
 LAYERS = ("fc7", "fc6", "pool5")
 AGGREGATES = ("avg", "stack")
 
@@ -42,15 +44,7 @@ def layer_map(model: nn.Module, x: Tensor, layer: str = "fc7", relu: bool = True
     """
     if layer not in LAYERS:
         raise ValueError(f"unknown feature layer '{layer}'; choose one of {LAYERS}")
-    if layer == "pool5":
-        return model.dense_pre_logits(x, layer="pool5")
-    if layer == "fc6" and not relu:
-        # the model's fc6 map is after the ReLU; apply the conv ourselves
-        return model.head.fc6(model.dense_pre_logits(x, layer="pool5"))
-    if layer == "fc7" and getattr(model, "pre_logits_relu", True) != relu:
-        raise ValueError(f"the model's pre_logits_relu={model.pre_logits_relu} but relu={relu} "
-                         "was asked; build the model with pre_logits_relu=relu")
-    return model.dense_pre_logits(x, layer=layer)
+    return dense_output(model, x, layer, relu)
 
 
 def flip_pooled(model: nn.Module, x: Tensor, layer: str = "fc7", relu: bool = True) -> Tensor:

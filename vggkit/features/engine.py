@@ -32,6 +32,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from vggkit.features.descriptor import AGGREGATES, LAYERS, combine, flip_pooled
+from vggkit.models.runtime import compile_for_inference, onnxruntime_available
 
 PRECISIONS = ("auto", "fp32", "bf16")
 BACKENDS = ("auto", "onnxruntime", "mkldnn", "eager")
@@ -91,51 +92,22 @@ class MkldnnNet:
         return self.model.dense_pre_logits(x.to_mkldnn(), layer=layer).to_dense()
 
 
-def onnxruntime_available() -> bool:
-    """Whether the optional ``onnxruntime`` package is installed."""
-    import importlib.util
-    return importlib.util.find_spec("onnxruntime") is not None
+def min_side(model: nn.Module, layer: str) -> int:
+    """Smallest image side the dense map of ``layer`` of a VGG needs."""
+    return 32 if layer == "pool5" else int(model.head.kernel_size) * 32
 
 
 class OrtNet:
-    """One layer's dense map of a VGG, exported to ONNX (any N, H, W) and run by ONNX Runtime.
+    """One layer's dense map of a VGG, run by ONNX Runtime (:mod:`vggkit.models.runtime`).
 
     ONNX Runtime's CPU convolutions (MLAS, blocked layout) beat PyTorch's on
-    the AVX2 machines measured (``benchmarks/bench_extract.py``). The export
-    goes to a temporary file and is done once per net and process.
+    the AVX2 machines measured (``benchmarks/bench_extract.py``). The net is
+    exported once per net and process, with dynamic N, H and W.
     """
 
     def __init__(self, model: nn.Module, layer: str, relu: bool, threads: int) -> None:
-        import os
-        import tempfile
-        import warnings
-        import onnxruntime as ort
-        from vggkit.features.descriptor import layer_map
-
-        class _Map(nn.Module):
-            def __init__(self, net: nn.Module) -> None:
-                super().__init__()
-                self.net = net
-
-            def forward(self, x: Tensor) -> Tensor:
-                return layer_map(self.net, x, layer, relu)
-
-        k = int(model.head.kernel_size) * 32 if layer != "pool5" else 32
-        dummy = torch.zeros(1, 3, k, k)
-        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            path = os.path.join(tmp, "net.onnx")
-            torch.onnx.export(_Map(model).eval(), (dummy,), path, input_names=["x"],
-                              output_names=["map"], opset_version=17, dynamo=False,
-                              dynamic_axes={"x": {0: "n", 2: "h", 3: "w"}})
-            options = ort.SessionOptions()
-            options.intra_op_num_threads = threads
-            self.session = ort.InferenceSession(path, options,
-                                                providers=["CPUExecutionProvider"])
-
-    def layer_map(self, x: Tensor) -> Tensor:
-        x = x.detach().float().contiguous().numpy()
-        return torch.from_numpy(self.session.run(None, {"x": x})[0])
+        self.layer_map = compile_for_inference(model, layer, "onnxruntime", threads=threads,
+                                               example_size=min_side(model, layer), relu=relu)
 
 
 @dataclass
@@ -158,7 +130,7 @@ class Net:
 
     def min_side(self, layer: str) -> int:
         """Smallest image side the dense map of ``layer`` needs."""
-        return 32 if layer == "pool5" else int(self.model.head.kernel_size) * 32
+        return min_side(self.model, layer)
 
 
 #: pixels per batch at most (before mirroring): bounds activation memory at large Q

@@ -31,12 +31,13 @@ import hashlib
 import json
 import os
 import shutil
-import tempfile
 import zipfile
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
+
+from vggkit.fileio import atomic_write, atomic_write_json
 
 FORMAT = "vggkit-features/1"
 MANIFEST = "manifest.json"
@@ -75,29 +76,10 @@ class FeatureSet:
         return len(self.ids)
 
 
-# -- atomic writing -------------------------------------------------------------
-def atomic_write(path: str, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp)`` on a temporary file beside ``path``, then move it into place."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
+# -- atomic writing (vggkit.fileio) ------------------------------------------------
 def write_json(path: str, obj: Any) -> None:
     """Write ``obj`` as indented, key-sorted JSON, atomically."""
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-            f.write("\n")
-    atomic_write(path, write)
+    atomic_write_json(path, obj, indent=1, sort_keys=True)
 
 
 def write_npy(path: str, array: np.ndarray) -> None:

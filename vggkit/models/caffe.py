@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vggkit.fileio import atomic_write_bytes
 from vggkit.models.converters import ConversionError, Table, WeightConverter
 from vggkit.models.preprocess import CAFFE_PREPROCESS
 from vggkit.models.vgg import VGG
@@ -180,14 +181,7 @@ def write_caffemodel(path: str, layers: list[CaffeLayer], name: str = "VGG") -> 
         payload = _enc_bytes(1, layer.name.encode()) + _enc_bytes(2, layer.type.encode())
         payload += b"".join(_enc_bytes(7, _enc_blob(b)) for b in layer.blobs)
         body.append(_enc_bytes(100, payload))
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(b"".join(body))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_write_bytes(path, b"".join(body))
 
 
 # -- the converter -----------------------------------------------------------------

@@ -24,6 +24,7 @@ from typing import Any, ClassVar, Mapping
 import torch
 from torch import Tensor, nn
 
+from vggkit.fileio import atomic_torch_save
 from vggkit.models.preprocess import TORCHVISION_PREPROCESS
 from vggkit.models.vgg import CONFIGS, VGG, build_vgg, scaled
 
@@ -71,7 +72,7 @@ class WeightConverter:
 
     def write(self, state_dict: dict[str, Tensor], path: str, meta: Mapping[str, Any]) -> None:
         """Write their state dict (a bare state dict by default) atomically."""
-        _atomic_save(state_dict, path)
+        atomic_torch_save(path, state_dict)
 
     # -- configuration -------------------------------------------------------------
     def head_config(self, theirs: Mapping[str, Tensor]) -> dict[str, Any]:
@@ -159,18 +160,6 @@ def _mismatch(table: Table, theirs: Mapping[str, Tensor]) -> str | None:
     return None
 
 
-def _atomic_save(obj: Any, path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{os.path.basename(path)}")
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _linear_head(model: VGG, names: tuple[str, str, str]) -> Table:
     """fc6-fc8 as ``nn.Linear`` weights (flattened convs) under ``names``."""
     table = []
@@ -238,4 +227,4 @@ class MMPretrainConverter(WeightConverter):
 
     def write(self, state_dict: dict[str, Tensor], path: str, meta: Mapping[str, Any]) -> None:
         # mmpretrain/mmengine checkpoints keep weights under 'state_dict'
-        _atomic_save({"state_dict": state_dict, "meta": {"vggkit": dict(meta)}}, path)
+        atomic_torch_save(path, {"state_dict": state_dict, "meta": {"vggkit": dict(meta)}})

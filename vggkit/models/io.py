@@ -6,14 +6,12 @@ Everything goes through :func:`vggkit.checkpoint.torch_load`
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from typing import Any, Mapping
 
-import torch
 from torch import Tensor, nn
 
 from vggkit.checkpoint import torch_load
+from vggkit.fileio import atomic_torch_save
 from vggkit.models.preprocess import DEFAULT_PREPROCESS
 
 #: prefixes stripped from state_dict keys: the engine's VGGClassifier holds the
@@ -118,14 +116,4 @@ def load_checkpoint(model: nn.Module, path: str, strict: bool = True) -> dict[st
 
 def save_checkpoint(path: str, state_dict: Mapping[str, Tensor], meta: Mapping[str, Any]) -> None:
     """Write ``{'state_dict', 'meta'}`` atomically (temp file in the same directory)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pth")
-    os.close(fd)
-    try:
-        torch.save({"state_dict": dict(state_dict), "meta": dict(meta)}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    atomic_torch_save(path, {"state_dict": dict(state_dict), "meta": dict(meta)})

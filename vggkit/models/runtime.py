@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import warnings
 from typing import Callable
 
 import torch
@@ -23,24 +24,45 @@ OUTPUTS = ("logits", "dense", "pool5", "fc6", "fc7")
 BACKENDS = ("auto", "eager", "jit", "onnxruntime")
 
 
+def dense_output(model: nn.Module, x: Tensor, output: str, relu: bool | None = None) -> Tensor:
+    """``output`` of a VGG over ``x`` (see :func:`compile_for_inference` for the names).
+
+    ``relu`` picks fc6/fc7 after (True) or before (False) their ReLU; None
+    takes the model's own (fc6 after, fc7 per ``model.pre_logits_relu``).
+    Other outputs ignore it (pool5 already follows a ReLU and a max-pool).
+    """
+    if output == "logits":
+        return model(x)
+    if output == "dense":
+        return model.dense(x)
+    if output == "fc6" and relu is False:
+        # the model's fc6 map is after the ReLU; apply the conv ourselves
+        return model.head.fc6(model.dense_pre_logits(x, layer="pool5"))
+    if output == "fc7" and relu is not None and getattr(model, "pre_logits_relu", True) != relu:
+        raise ValueError(f"the model's pre_logits_relu={model.pre_logits_relu} but relu={relu} "
+                         "was asked; build the model with pre_logits_relu=relu")
+    return model.dense_pre_logits(x, layer=output)
+
+
 class _Output(nn.Module):
     """One output of a VGG as a module's forward, for tracing and export."""
 
-    def __init__(self, model: nn.Module, output: str) -> None:
+    def __init__(self, model: nn.Module, output: str, relu: bool | None = None) -> None:
         super().__init__()
-        self.model, self.output = model, output
+        self.model, self.output, self.relu = model, output, relu
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.output == "logits":
-            return self.model(x)
-        if self.output == "dense":
-            return self.model.dense(x)
-        return self.model.dense_pre_logits(x, layer=self.output)
+        return dense_output(self.model, x, self.output, self.relu)
+
+
+def onnxruntime_available() -> bool:
+    """Whether the optional ``onnxruntime`` package is installed."""
+    return importlib.util.find_spec("onnxruntime") is not None
 
 
 def available_backends() -> list[str]:
     names = ["eager", "jit"]
-    if importlib.util.find_spec("onnxruntime") is not None:
+    if onnxruntime_available():
         names.append("onnxruntime")
     return names
 
@@ -60,8 +82,8 @@ def resolve_backend(backend: str, device: torch.device) -> str:
 
 def compile_for_inference(model: nn.Module, output: str = "logits", backend: str = "auto",
                           *, device: str | torch.device = "cpu", channels_last: bool = False,
-                          threads: int | None = None,
-                          example_size: int | None = None) -> Callable[[Tensor], Tensor]:
+                          threads: int | None = None, example_size: int | None = None,
+                          relu: bool | None = None) -> Callable[[Tensor], Tensor]:
     """A function ``x -> output`` of ``model`` (a :class:`~vggkit.models.VGG`), as fast as we can.
 
     Args:
@@ -74,12 +96,14 @@ def compile_for_inference(model: nn.Module, output: str = "logits", backend: str
         threads: intra-op threads for onnxruntime (default: torch's).
         example_size: spatial size of the example input used for tracing
             (default: the model's ``input_size``).
+        relu: fc6/fc7 after (True) or before (False) their ReLU; None: the
+            model's own (see :func:`dense_output`).
     """
     if output not in OUTPUTS:
         raise ValueError(f"unknown output '{output}'; choose one of {OUTPUTS}")
     device = torch.device(device)
     backend = resolve_backend(backend, device)
-    module = _Output(model.eval().to(device), output).eval()
+    module = _Output(model.eval().to(device), output, relu).eval()
     size = example_size or getattr(model, "input_size", 224)
     example = torch.zeros(1, 3, size, size, device=device)
     if backend == "eager":
@@ -111,7 +135,8 @@ def _onnxruntime(module: nn.Module, example: Tensor, output: str,
     import onnxruntime as ort
     buffer = io.BytesIO()
     dynamic = {0: "batch"} if output == "logits" else {0: "batch", 2: "height", 3: "width"}
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's tracer warnings mean nothing here
         torch.onnx.export(module, example.cpu(), buffer, input_names=["image"],
                           output_names=["out"], dynamic_axes={"image": dynamic, "out": dynamic},
                           opset_version=17, dynamo=False)

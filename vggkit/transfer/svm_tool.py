@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import ast
-import json
 import os
 from typing import Any
 
 import numpy as np
 
+from vggkit.fileio import atomic_savefig, atomic_write_json
 from vggkit.transfer.svm import DEFAULT_C_GRID, train_with_selection
 from vggkit.transfer.task import Split, TaskData, TransferTask, build_task
 
@@ -61,14 +61,6 @@ def format_table(results: dict[str, Any], top: int = 10) -> str:
     return "\n".join(lines)
 
 
-def write_json_atomic(path: str, obj: Any) -> None:
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1, allow_nan=True)
-    os.replace(tmp, path)
-
-
 def write_plot(results: dict[str, Any], path: str, multilabel: bool) -> None:
     """Confusion matrix (single-label, first split) or per-class AP bars (multi-label)."""
     import matplotlib
@@ -96,10 +88,10 @@ def write_plot(results: dict[str, Any], path: str, multilabel: bool) -> None:
         ax.set_title(f"{results['task']} {results['splits'][0]['split']['name']}: "
                      f"{results['metric']} {first[results['metric']]:.2f}")
     fig.tight_layout()
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_savefig(path, fig, format="png", dpi=100)
+    finally:
+        plt.close(fig)
 
 
 def parse_options(items: list[str]) -> dict[str, Any]:
@@ -151,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     results["feature_meta"] = {k: v for k, v in fs.meta.items() if not isinstance(v, (list, dict))
                                or k in ("scales", "configs")}
     print(format_table(results))
-    write_json_atomic(out, results)
+    atomic_write_json(out, results, indent=1)
     plot = args.plot or base + ".png"
     write_plot(results, plot, task.multilabel)
     print(f"results: {out}\nplot: {plot}")

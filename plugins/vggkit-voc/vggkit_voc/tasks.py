@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from vggkit.fileio import atomic_write_text
 from vggkit.transfer.metrics import voc07_ap, voc_area_ap
 from vggkit.transfer.task import Split, TaskData, TaskLayoutError, TransferTask
 
@@ -146,11 +147,8 @@ class _VOCTask(TransferTask):
         written = []
         for k, cls in enumerate(data.classes):
             path = os.path.join(out_dir, f"comp1_cls_{self.test_split}_{cls}.txt")
-            tmp = path + ".tmp"
-            with open(tmp, "w") as f:
-                for i, s in zip(split.test, scores[:, k]):
-                    f.write(f"{data.ids[i]} {float(s):.6f}\n")
-            os.replace(tmp, path)
+            atomic_write_text(path, "".join(f"{data.ids[i]} {float(s):.6f}\n"
+                                            for i, s in zip(split.test, scores[:, k])))
             written.append(path)
         return written
 

@@ -19,7 +19,8 @@ from typing import Any, Optional
 from mmengine.hooks import CheckpointHook
 from mmengine.dist import is_main_process
 
-from vggkit.engine.atomic import BACKEND_NAME, atomic_write_text
+from vggkit.engine.atomic import BACKEND_NAME
+from vggkit.fileio import atomic_write_text
 from vggkit.engine.scales import checkpoint_train_scale
 
 ITER_TMPL = "iter_{}.pth"

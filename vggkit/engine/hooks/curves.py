@@ -9,7 +9,7 @@ from typing import Any, Optional
 from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 
-from vggkit.engine.atomic import atomic_write_bytes
+from vggkit.fileio import atomic_write_bytes
 
 META_KEY = "vggkit_curves"
 
