@@ -117,6 +117,17 @@ LOG_PROCESSORS = _make("log_processor", MMENGINE_LOG_PROCESSORS)
 VISBACKENDS = _make("vis_backend", MMENGINE_VISBACKENDS)
 VISUALIZERS = _make("visualizer", MMENGINE_VISUALIZERS)
 
+# The remaining mmengine roots get a 'vggkit' child too, so that a runner with
+# default_scope='vggkit' finds its scope in every registry tree (otherwise
+# mmengine warns "Failed to search registry with scope vggkit" and falls back).
+import mmengine.registry as _mmengine_registry  # noqa: E402
+
+for _root in ("FUNCTIONS", "INFERENCERS", "MODEL_WRAPPERS", "OPTIM_WRAPPER_CONSTRUCTORS",
+              "RUNNERS", "RUNNER_CONSTRUCTORS", "STRATEGIES", "TASK_UTILS",
+              "WEIGHT_INITIALIZERS"):
+    globals()[_root] = _make(getattr(_mmengine_registry, _root).name,
+                             getattr(_mmengine_registry, _root))
+
 # Kinds of our own, with no mmengine counterpart.
 EVAL_STRATEGIES = _make("eval strategy", None)
 TRANSFER_TASKS = _make("transfer task", None)
