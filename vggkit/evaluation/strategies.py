@@ -19,6 +19,8 @@ paper's nets). A plugin adds a strategy by subclassing :class:`CropStrategy`
 """
 from __future__ import annotations
 
+import abc
+
 import math
 from collections import defaultdict
 from typing import Any, Iterator, Mapping, Sequence
@@ -49,7 +51,7 @@ def _normalize(x: Tensor, preprocess: Preprocess | None, device: torch.device) -
     return normalize(x.to(device, non_blocking=True), preprocess)
 
 
-class EvalStrategy:
+class EvalStrategy(abc.ABC):
     """Base class: multi-scale averaging of per-scale softmax posteriors.
 
     Args:
@@ -68,10 +70,10 @@ class EvalStrategy:
         self.batch_size = int(batch_size)
         self.flip = self.default_flip if flip is None else bool(flip)
 
+    @abc.abstractmethod
     def scale_posteriors(self, model: nn.Module, images: Sequence[Tensor],
                          preprocess: Preprocess | None) -> Tensor:
         """Posteriors N×C (float32, on CPU) of ``images`` rescaled to one Q."""
-        raise NotImplementedError
 
     @torch.inference_mode()
     def __call__(self, model: nn.Module, views: Mapping[int, Sequence[Tensor]],
@@ -125,9 +127,9 @@ class CropStrategy(EvalStrategy):
     images of a call are batched together, ``batch_size`` crops at a time.
     """
 
+    @abc.abstractmethod
     def offsets(self, height: int, width: int, crop: int) -> list[tuple[int, int]]:
         """(top, left) of every crop of an ``height×width`` image."""
-        raise NotImplementedError
 
     def _crops(self, images: Sequence[Tensor], crop: int) -> Iterator[tuple[int, int, int, bool]]:
         for i, img in enumerate(images):

@@ -17,6 +17,8 @@ Layouts:
 """
 from __future__ import annotations
 
+import abc
+
 import math
 import os
 from typing import Any, ClassVar, Mapping
@@ -53,7 +55,7 @@ def load_state_dict_file(path: str) -> dict[str, Tensor]:
     return dict(obj)
 
 
-class WeightConverter:
+class WeightConverter(abc.ABC):
     """Base class: subclasses give ``name``, ``preprocess`` and :meth:`table`."""
 
     name: ClassVar[str] = ""
@@ -62,8 +64,9 @@ class WeightConverter:
     first_conv: ClassVar[str] = "features.0.weight"
     fc_keys: ClassVar[tuple[str, str, str]] = ("", "", "")
 
-    def table(self, model: VGG) -> Table:  # pragma: no cover - abstract
-        raise NotImplementedError
+    @abc.abstractmethod
+    def table(self, model: VGG) -> Table:
+        """(our key, their key, reshape) rows mapping ``model``'s weights to this layout."""
 
     # -- the layout ----------------------------------------------------------------
     def read(self, path: str) -> dict[str, Tensor]:

@@ -18,6 +18,8 @@ by name with :func:`build_task`.
 """
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -107,7 +109,7 @@ class Split:
                 "test": [data.ids[i] for i in self.test]}
 
 
-class TransferTask:
+class TransferTask(abc.ABC):
     """Base class of a downstream task; subclasses set the class attributes.
 
     Attributes:
@@ -126,21 +128,21 @@ class TransferTask:
     metric_name: str = "accuracy"
     default_splits: int = 1
 
+    @abc.abstractmethod
     def scan(self, data_root: str) -> TaskData:
         """List every image of the task under ``data_root``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def splits(self, data: TaskData, n_splits: int | None = None, seed: int = 0) -> list[Split]:
         """The protocol's training/test splits of ``data`` (seeded, reproducible)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def evaluate(self, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         """Score ``scores`` (N×C) against ``labels``; values in percent.
 
         Returns a dict with at least ``metric_name`` (float, %) and 'per_class'
         (list of floats in class order, %).
         """
-        raise NotImplementedError
 
     def write_predictions(self, data: TaskData, split: Split, scores: np.ndarray,
                           out_dir: str) -> list[str]:

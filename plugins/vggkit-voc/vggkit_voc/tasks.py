@@ -1,6 +1,8 @@
 """PASCAL VOC-2007/2012 image classification (trainval → test), per-class AP and mAP."""
 from __future__ import annotations
 
+import abc
+
 import os
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -127,8 +129,9 @@ class _VOCTask(TransferTask):
                              f"'{self.test_split}'; the data has {sorted(set(data.subsets))}")
         return [Split(name=f"{self.train_split}-{self.test_split}", train=train, test=test, seed=None)]
 
+    @abc.abstractmethod
     def ap(self, scores: np.ndarray, gt: np.ndarray) -> float:
-        raise NotImplementedError
+        """Average precision of one class (the year's definition)."""
 
     def evaluate(self, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         scores, labels = np.asarray(scores), np.asarray(labels)
