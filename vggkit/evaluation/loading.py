@@ -1,7 +1,6 @@
 """What the test tool needs from a config and a checkpoint: the net and the test set."""
 from __future__ import annotations
 
-import inspect
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -10,9 +9,6 @@ import numpy as np
 from torch import nn
 
 from vggkit.evaluation.scales import check_scales, default_test_scales
-
-#: keys of a model config that are not build_vgg arguments
-_NOT_VGG = {"type", "data_preprocessor", "init_cfg", "train_cfg", "test_cfg"}
 
 
 @dataclass
@@ -30,25 +26,6 @@ class ModelEntry:
     def label(self) -> str:
         name = os.path.splitext(os.path.basename(self.checkpoint or self.config))[0]
         return f"{getattr(self.model, 'arch', '?')}:{name}" if name else str(self.model.arch)
-
-
-def vgg_kwargs(model_cfg: Mapping[str, Any], source: str = "config") -> dict[str, Any]:
-    """``build_vgg`` arguments from ``cfg.model``.
-
-    Accepted shapes: ``dict(type='VGGClassifier', vgg=dict(arch=...))`` (the
-    engine's classifier), ``dict(..., backbone=dict(arch=...))``, or the
-    arguments at the top level (``dict(type='VGG', arch=...)``).
-    """
-    from vggkit.models import build_vgg
-    cfg = dict(model_cfg)
-    inner = cfg.get("vgg") or cfg.get("backbone")
-    kwargs = dict(inner) if inner is not None else {k: v for k, v in cfg.items() if k not in _NOT_VGG}
-    kwargs.pop("type", None)
-    if "arch" not in kwargs:
-        raise ValueError(f"{source}: cannot find the VGG arguments in cfg.model (looked for "
-                         "model.vgg.arch, model.backbone.arch and model.arch)")
-    accepted = set(inspect.signature(build_vgg).parameters)
-    return {k: v for k, v in kwargs.items() if k in accepted}
 
 
 #: sources whose published weights were trained with scale jittering S in [256, 512]
@@ -76,18 +53,6 @@ def train_scale_of(meta: Mapping[str, Any], config: Any) -> dict[str, int] | Non
     return checkpoint_train_scale(config)
 
 
-def _num_classes(kwargs: dict[str, Any], checkpoint: str) -> int:
-    """``num_classes`` of the config, or of the checkpoint's fc8 when the config leaves it None."""
-    if kwargs.get("num_classes") is not None:
-        return int(kwargs["num_classes"])
-    from vggkit.models import read_checkpoint
-    state_dict, _ = read_checkpoint(checkpoint)
-    if "head.fc8.weight" not in state_dict:
-        raise ValueError(f"config leaves num_classes None and checkpoint '{checkpoint}' has no "
-                         "head.fc8.weight to read it from; set model.vgg.num_classes")
-    return int(state_dict["head.fc8.weight"].shape[0])
-
-
 def load_model(config: Any, checkpoint: str, device: str = "cpu",
                scales: list[int] | None = None, config_path: str = "") -> ModelEntry:
     """Build the net of ``config`` (an mmengine Config or path) and load ``checkpoint``.
@@ -96,18 +61,11 @@ def load_model(config: Any, checkpoint: str, device: str = "cpu",
     """
     from mmengine.config import Config
 
-    from vggkit.models import build_vgg, load_checkpoint
+    from vggkit.models.from_config import build_from_config
     if isinstance(config, str):
         config_path, config = config, Config.fromfile(config)
-    source = config_path or "config"
-    if "model" not in config:
-        raise ValueError(f"{source} has no 'model' section")
-    kwargs = vgg_kwargs(config["model"], source)
-    kwargs["num_classes"] = _num_classes(kwargs, checkpoint)
-    kwargs["init"] = "none"  # the checkpoint overwrites every weight
-    model = build_vgg(**kwargs)
-    meta = load_checkpoint(model, checkpoint)
-    model.to(device).eval()
+    model, meta, _ = build_from_config(config, checkpoint, config_path or "config")
+    model.to(device)
     crop = int(model.input_size)
     q = (check_scales(scales, crop) if scales
          else default_test_scales(train_scale_of(meta, config), crop))

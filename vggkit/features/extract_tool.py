@@ -78,52 +78,18 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def vgg_kwargs_from_config(path: str) -> dict[str, Any]:
-    """The ``build_vgg`` keyword arguments of an mmengine config's ``model``.
-
-    Accepts ``model = dict(type='VGGClassifier', vgg=dict(arch=...))`` and a
-    bare ``model = dict(arch=...)``.
-    """
-    from mmengine.config import Config
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"config '{path}' does not exist (arguments are CONFIG CKPT pairs)")
-    cfg = Config.fromfile(path)
-    model = cfg.get("model")
-    if model is None:
-        raise ValueError(f"config '{path}' has no 'model'; expected model=dict(vgg=dict(arch=...))")
-    model = model.to_dict() if hasattr(model, "to_dict") else dict(model)
-    vgg = model.get("vgg", model)
-    if not isinstance(vgg, dict) or "arch" not in vgg:
-        raise ValueError(f"config '{path}': model has no vgg=dict(arch=...) nor arch=...; "
-                         f"got model keys {sorted(model)}")
-    return {k: v for k, v in dict(vgg).items() if k != "type"}
-
-
-def _checkpoint_classes(checkpoint: str) -> int:
-    """fc8's number of outputs in ``checkpoint`` (for configs with num_classes=None)."""
-    from vggkit.models.io import read_checkpoint
-    state_dict, meta = read_checkpoint(checkpoint)
-    if meta.get("num_classes"):
-        return int(meta["num_classes"])
-    if "head.fc8.weight" not in state_dict:
-        raise ValueError(f"checkpoint '{checkpoint}' has no head.fc8.weight; set "
-                         "model.vgg.num_classes in the config")
-    return int(state_dict["head.fc8.weight"].shape[0])
-
-
 def load_net(config: str, checkpoint: str, device: str) -> tuple[Net, dict[str, Any]]:
     """Build the net of ``config``, load ``checkpoint``; return it and its settings record."""
-    from vggkit.models import build_vgg, load_checkpoint
-    kwargs = vgg_kwargs_from_config(config)
+    from mmengine.config import Config
+
+    from vggkit.models.from_config import build_from_config
+    if not os.path.isfile(config):
+        raise FileNotFoundError(f"config '{config}' does not exist (arguments are CONFIG CKPT pairs)")
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"checkpoint '{checkpoint}' does not exist")
-    if kwargs.get("num_classes") is None:  # configs may leave it to the dataset
-        kwargs["num_classes"] = _checkpoint_classes(checkpoint)
-    # The weights come from the checkpoint: skip initialisation (and any init checkpoint).
-    model = build_vgg(**{**kwargs, "init": "none"})
-    meta = load_checkpoint(model, checkpoint)
+    model, meta, kwargs = build_from_config(Config.fromfile(config), checkpoint, f"config '{config}'")
     preprocess = dict(meta.get("preprocess") or {})
-    net = Net(model=model.eval(), preprocess=preprocess, name=checkpoint)  # moved by the extractor
+    net = Net(model=model, preprocess=preprocess, name=checkpoint)  # moved by the extractor
     record = {"vgg": {k: v for k, v in kwargs.items() if k not in _NOT_FEATURES},
               "checkpoint_sha256": sha256_file(checkpoint), "preprocess": preprocess}
     return net, record

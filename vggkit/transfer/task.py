@@ -132,17 +132,22 @@ class TransferTask(abc.ABC):
     def scan(self, data_root: str) -> TaskData:
         """List every image of the task under ``data_root``."""
 
-    @abc.abstractmethod
     def splits(self, data: TaskData, n_splits: int | None = None, seed: int = 0) -> list[Split]:
-        """The protocol's training/test splits of ``data`` (seeded, reproducible)."""
+        """The protocol's training/test splits of ``data`` (seeded, reproducible).
 
-    @abc.abstractmethod
+        Optional: a task used only for feature extraction needs :meth:`scan` alone.
+        """
+        raise NotImplementedError(f"task '{self.name}' ({type(self).__name__}) defines no "
+                                  "splits(); implement it to train SVMs on this task")
+
     def evaluate(self, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         """Score ``scores`` (N×C) against ``labels``; values in percent.
 
         Returns a dict with at least ``metric_name`` (float, %) and 'per_class'
-        (list of floats in class order, %).
+        (list of floats in class order, %). Optional, like :meth:`splits`.
         """
+        raise NotImplementedError(f"task '{self.name}' ({type(self).__name__}) defines no "
+                                  "evaluate(); implement it to score SVMs on this task")
 
     def write_predictions(self, data: TaskData, split: Split, scores: np.ndarray,
                           out_dir: str) -> list[str]:
