@@ -15,6 +15,11 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: trains on real data for a minute or more "
+                            "(`make test` runs them; -m 'not slow' skips them)")
+
+
 def write_distribution(root: Path, dist: str, entry_points: dict[str, str],
                        modules: dict[str, str], version: str = "1.0") -> Path:
     """Write an installed distribution (dist-info + modules) under ``root``.

@@ -24,8 +24,8 @@ def test_source_protocols_beat_chance_by_far(demo):
     results = demo["test"]["models"][0]["results"]
     assert set(results) == {"center", "dense", "multicrop"}
     for name, err in results.items():
-        # measured 45-54% after 6 epochs (center, dense, multicrop); chance is 83.3%
-        assert err["top1_error"] < 70.0, (name, err)
+        # measured 8.1 / 21.1 / 8.5 % after 6 epochs (center, dense, multicrop); chance 83.3%
+        assert err["top1_error"] < 40.0, (name, err)
     assert demo["test"]["num_images"] > 150
 
 

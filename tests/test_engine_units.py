@@ -18,7 +18,7 @@ from test_engine_utils import env
 
 from vggkit.checkpoint import torch_load
 from vggkit.engine.atomic import BACKEND_NAME, atomic_write_bytes
-from vggkit.engine.batching import apply_batch, split_batch
+from vggkit.engine.batching import apply_batch, scale_learning_rate, split_batch
 from vggkit.engine.hooks.checkpoint import find_resume_checkpoint
 from vggkit.engine.scales import checkpoint_train_scale
 from vggkit.engine.seeding import SeededDataset
@@ -101,6 +101,29 @@ def test_split_batch_keeps_256_in_total():
     assert apply_batch(cfg, 1) == (16, 16)
     # a mid-epoch checkpoint must not fall inside an accumulation window: 1000 -> 1008
     assert cfg.default_hooks.checkpoint.iter_interval == 1008
+
+
+def _lr_cfg(total, **extra):
+    return Config(dict(total_batch_size=total, optim_wrapper=dict(optimizer=dict(lr=0.01)),
+                       param_scheduler=[dict(type="ReduceOnPlateauLR", min_value=1e-5)], **extra))
+
+
+def test_lr_is_scaled_linearly_with_the_total_batch():
+    # the paper's 0.01 is for 256 images per step (Goyal et al.: lr proportional to batch)
+    cfg = _lr_cfg(16)
+    assert scale_learning_rate(cfg) == pytest.approx(1 / 16)
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.000625)
+    assert cfg.param_scheduler[0].min_value == pytest.approx(6.25e-7)  # the floor scales too
+    cfg = _lr_cfg(256)  # the paper's configs are left as written
+    assert scale_learning_rate(cfg) == 1.0 and cfg.optim_wrapper.optimizer.lr == 0.01
+    cfg = _lr_cfg(1024, base_batch_size=256, lr_scaling="sqrt")
+    scale_learning_rate(cfg)
+    assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.02)
+    cfg = _lr_cfg(16, lr_scaling="none")
+    scale_learning_rate(cfg)
+    assert cfg.optim_wrapper.optimizer.lr == 0.01
+    with pytest.raises(ValueError, match="lr_scaling"):
+        scale_learning_rate(_lr_cfg(16, lr_scaling="cubic"))
 
 
 class _Draws(torch.utils.data.Dataset):

@@ -16,6 +16,7 @@ import warnings
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "describe": ("vggkit.models.describe", "Table 1 column, parameters, MACs and receptive fields of a configuration"),
     "train": ("vggkit.engine.train", "train a VGG with mmengine (tools/train.py)"),
+    "recipe-check": ("vggkit.engine.recipe_check", "Sect. 3.1's findings re-run at reduced scale on digits (tools/recipe_check.py)"),
     "test": ("vggkit.evaluation.test_tool", "evaluate with the paper's test protocols (tools/test.py)"),
     "fuse": ("vggkit.evaluation.fuse_tool", "fuse saved posteriors of several runs (model fusion)"),
     "extract": ("vggkit.features.extract_tool", "extract penultimate-layer features (tools/extract_features.py)"),

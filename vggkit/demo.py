@@ -92,7 +92,7 @@ def _last_checkpoint(work_dir: str) -> str:
         return f.read().strip()
 
 
-def run(work_dir: str, epochs: int = 30, n_train: int = 10, splits: int = 3,
+def run(work_dir: str, epochs: int = 15, n_train: int = 10, splits: int = 3,
         data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the four stages; returns the results the table is made of."""
     from vggkit.engine.train import main as train_main
@@ -146,10 +146,25 @@ def format_table(results: dict[str, Any]) -> str:
               f"transfer: digits 6-9 (never seen in training), fc7 features, linear SVMs, "
               f"{results['n_train']} training images per class",
               f"  {transfer['metric']}: {transfer['mean']:.2f} ± {transfer['std']:.2f} % "
-              f"over {len(transfer['splits'])} splits", "", "time per stage (s):"]
+              f"over {len(transfer['splits'])} splits", *_transfer_C_lines(transfer), "", "time per stage (s):"]
     lines += [f"  {k:<10}{v:8.1f}" for k, v in results["timings"].items()]
     lines += ["", "plots:"] + [f"  {p}" for p in results["plots"]]
     return "\n".join(lines)
+
+
+def _transfer_C_lines(transfer: dict[str, Any]) -> list[str]:
+    """Per split, the chosen C and its test metric beside the oracle's (best C on the test images in hindsight)."""
+    oracle = "oracle_mean" in transfer  # absent when the test labels are withheld
+    lines = [f"  C chosen on {transfer.get('n_folds') or 1} folds of the training images"
+             + (", oracle = the best C on the test images, in hindsight:" if oracle else ":"),
+             f"    {'split':<10}{'C':>8}{'test %':>9}" + (f"{'oracle C':>10}{'test %':>9}" if oracle else "")]
+    for r in transfer["splits"]:
+        sel = r["selection"]
+        lines.append(f"    {r['split']['name']:<10}{sel['C']:>8g}{sel['test_metric']:>9.2f}"
+                     + (f"{sel['oracle_C']:>10g}{sel['oracle_test_metric']:>9.2f}" if oracle else ""))
+    lines.append(f"    {'mean':<10}{'':>8}{transfer['mean']:>9.2f}"
+                 + (f"{'':>10}{transfer['oracle_mean']:>9.2f}" if oracle else ""))
+    return lines + [f"  warning: {w}" for w in transfer.get("warnings", [])]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -159,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-dir", default="work_dirs/demo", help="where every output goes")
     parser.add_argument("--data-root", help="where the digits image folders are written "
                         "(default: $VGGKIT_CACHE or ~/.cache/vggkit, digits-v1)")
-    parser.add_argument("--epochs", type=int, default=30, help="training epochs on the source classes")
+    parser.add_argument("--epochs", type=int, default=15, help="training epochs on the source classes")
     parser.add_argument("--n-train", type=int, default=10,
                         help="SVM training images per target class")
     parser.add_argument("--splits", type=int, default=3, help="random transfer splits")

@@ -14,6 +14,7 @@ default_hooks = dict(
 custom_hooks = [
     dict(type='ResumeHook'),           # exact mid-epoch resume, per-sample seeds
     dict(type='NonFiniteLossHook'),    # stop at once when the loss becomes NaN/inf
+    dict(type='TrainingHealthHook'),   # warn on collapse (one-class val, loss at ln K, dead fc7)
     dict(type='ThroughputHook'),       # images/s in the log line
     dict(type='ProgressBarHook'),      # tqdm bar when stderr is a terminal
     dict(type='BadImageSummaryHook'),  # skipped unreadable images, per epoch

@@ -23,8 +23,11 @@ def vggkit_register_hooks(register: Callable[..., Any]) -> None:
     from vggkit.engine.hooks.checkpoint import VGGCheckpointHook
     from vggkit.engine.hooks.curves import TrainingCurvesHook
     from vggkit.engine.hooks.guard import NonFiniteLossHook
+    from vggkit.engine.hooks.health import TrainingHealthHook
+    from vggkit.engine.hooks.layer_stats import LayerStatsHook
     from vggkit.engine.hooks.logging import BadImageSummaryHook, ProgressBarHook, ThroughputHook
     from vggkit.engine.hooks.resume import ResumeHook
     for hook in (VGGCheckpointHook, ResumeHook, ThroughputHook, ProgressBarHook,
-                 BadImageSummaryHook, TrainingCurvesHook, NonFiniteLossHook):
+                 BadImageSummaryHook, TrainingCurvesHook, NonFiniteLossHook, TrainingHealthHook,
+                 LayerStatsHook):
         register(hook)

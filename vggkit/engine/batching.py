@@ -67,3 +67,46 @@ def apply_batch(cfg: Any, world_size: int) -> tuple[int, int]:
     if ckpt and ckpt.get("iter_interval"):
         ckpt["iter_interval"] = -(-int(ckpt["iter_interval"]) // counts) * counts
     return per_gpu, counts
+
+
+LR_SCALING_RULES = ("linear", "sqrt", "none")
+
+
+def lr_scale_factor(total: int, base_batch_size: int, rule: str) -> float:
+    """How much the lr written for ``base_batch_size`` images per step changes at ``total``.
+
+    ``linear`` (Goyal et al. 2017, "Accurate, large minibatch SGD"): the lr is
+    proportional to the batch, so each image moves the weights as much as in
+    the paper's batch of 256. ``sqrt`` keeps the variance of the step's noise
+    instead (Krizhevsky 2014); ``none`` uses the lr as written.
+    """
+    if rule not in LR_SCALING_RULES:
+        raise ValueError(f"lr_scaling must be one of {LR_SCALING_RULES}, got {rule!r}")
+    if base_batch_size < 1:
+        raise ValueError(f"base_batch_size must be positive, got {base_batch_size}")
+    ratio = total / base_batch_size
+    return {"linear": ratio, "sqrt": ratio ** 0.5, "none": 1.0}[rule]
+
+
+def scale_learning_rate(cfg: Any) -> float:
+    """Scale the optimiser's lr (and the plateau schedule's floor) to the config's batch.
+
+    The lr of a config is the one for ``base_batch_size`` images per step
+    (256, the paper's). A config run with another ``total_batch_size`` (a
+    CPU demo with 16) gets it scaled by ``lr_scaling``; without that, the
+    paper's lr 0.01 at a batch of 16 takes 16x the paper's step per image,
+    and a from-scratch net collapses within its first 20 iterations (dead
+    ReLUs, fc7 constant across images; see docs/recipe_check.md). Returns
+    the factor; call once per config.
+    """
+    total = int(cfg.get("total_batch_size", 256))
+    factor = lr_scale_factor(total, int(cfg.get("base_batch_size", 256)),
+                             str(cfg.get("lr_scaling", "linear")))
+    if factor == 1.0:
+        return factor
+    optimizer = cfg.optim_wrapper.optimizer
+    optimizer.lr = float(optimizer.lr) * factor
+    for scheduler in cfg.get("param_scheduler") or []:
+        if "min_value" in scheduler:  # an absolute lr: it scales with the lr
+            scheduler["min_value"] = float(scheduler["min_value"]) * factor
+    return factor

@@ -37,6 +37,13 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, help="random seed (overrides randomness.seed)")
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic algorithms (exactly repeatable runs; slower on GPU)")
+    parser.add_argument("--strict-health", action="store_true",
+                        help="stop (exit 2) instead of warning when training has collapsed: "
+                        "validation predicted as one class, loss stuck at ln(num_classes), or "
+                        "fc7 constant across a batch")
+    parser.add_argument("--layer-stats", type=int, metavar="N",
+                        help="record per-layer activation and gradient statistics of the first N "
+                        "iterations in WORK_DIR/layer_stats.jsonl (where does a run collapse?)")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
                         help="override config entries, e.g. batch_per_gpu=16 "
                         "train_cfg.max_epochs=10")
@@ -47,7 +54,7 @@ def load_config(args: argparse.Namespace) -> Any:
     """The config with every command-line option applied (nothing started yet)."""
     from mmengine.config import Config
 
-    from vggkit.engine.batching import apply_batch, world_size_from_env
+    from vggkit.engine.batching import apply_batch, scale_learning_rate, world_size_from_env
     from vggkit.engine.datacheck import apply_data_root, check_datasets
 
     if not osp.isfile(args.config):
@@ -73,9 +80,21 @@ def load_config(args: argparse.Namespace) -> Any:
                          f"{num_classes} classes; fix the config or pass --cfg-options "
                          f"model.vgg.num_classes={num_classes}")
     apply_batch(cfg, world_size_from_env(args.launcher))
+    if scale_learning_rate(cfg) != 1.0:
+        print(f"vggkit train: lr {cfg.optim_wrapper.optimizer.lr:.4g} for "
+              f"{cfg.get('total_batch_size', 256)} images per step (the config's lr is for "
+              f"{cfg.get('base_batch_size', 256)}; lr_scaling={cfg.get('lr_scaling', 'linear')!r})",
+              file=sys.stderr)
     _apply_precision(cfg, args)
     _apply_randomness(cfg, args)
     _apply_resume(cfg, args)
+    if getattr(args, "strict_health", False):
+        _apply_strict_health(cfg)
+    if getattr(args, "layer_stats", None):
+        if args.layer_stats < 1:
+            raise ValueError(f"--layer-stats must be >= 1, got {args.layer_stats}")
+        cfg.custom_hooks = [*(cfg.get("custom_hooks") or []),
+                            dict(type="LayerStatsHook", iters=args.layer_stats)]
     _check_init_files(cfg)
     if args.launcher != "none" and not _cuda():
         cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
@@ -132,6 +151,18 @@ def _apply_resume(cfg: Any, args: argparse.Namespace) -> None:
         cfg.model.vgg.init = "none"
 
 
+def _apply_strict_health(cfg: Any) -> None:
+    """Make the health hook raise; add it if the config's custom_hooks left it out."""
+    hooks = cfg.get("custom_hooks") or []
+    for hook in hooks:
+        if str(hook.get("type", "")).split(".")[-1] == "TrainingHealthHook":
+            hook["strict"] = True
+            break
+    else:
+        hooks.append(dict(type="TrainingHealthHook", strict=True))
+    cfg.custom_hooks = hooks
+
+
 def _check_init_files(cfg: Any) -> None:
     """The weights a config starts from (net A; the S=256 or S=384 model) must exist."""
     vgg = cfg.model.vgg
@@ -173,15 +204,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of ``vggkit train``; returns the exit status."""
     import vggkit  # noqa: F401  (safe torch.load allow-list for resume)
     from vggkit.engine.datacheck import DataRootError
+    from vggkit.engine.hooks.health import TrainingCollapseError
     args = parse_args(argv)
     try:
         cfg = load_config(args)
     except (DataRootError, FileNotFoundError, ValueError, KeyError) as exc:
-        print(f"vggkit train: error: {exc}", file=sys.stderr)
-        return 2
+        return _error(exc)
     runner = build_runner(cfg)
-    runner.train()
+    try:
+        runner.train()
+    except TrainingCollapseError as exc:  # --strict-health: the message says it all
+        return _error(exc)
     return 0
+
+
+def _error(exc: Exception) -> int:
+    """One line on stderr, no traceback; the exit status of a usage or data error."""
+    print(f"vggkit train: error: {exc}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -3,6 +3,11 @@
 # paper: min lr 1e-5), at most 74 epochs.
 total_batch_size = 256   # kept whatever the number of GPUs (tools/train.py)
 batch_per_gpu = 32       # images per GPU and iteration; accumulation makes up the rest
+# The lr below is for base_batch_size images per step. A config with another
+# total_batch_size gets it scaled (tools/train.py): 'linear' (Goyal et al. 2017),
+# 'sqrt' or 'none'. At 256 nothing changes.
+base_batch_size = 256
+lr_scaling = 'linear'
 
 optim_wrapper = dict(
     type='OptimWrapper',

@@ -1,0 +1,3 @@
+import sys
+from vggkit.engine.recipe_check import main
+sys.exit(main())
