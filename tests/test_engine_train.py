@@ -32,7 +32,7 @@ def test_tiny_config_learns_on_real_images(tmp_path):
     for field in ("lr:", "eta:", "loss:", "img_per_s:", "top1_error:", "top5_error:"):
         assert field in log, field
     # the bad file is skipped, named, and summed up at the end of every epoch
-    assert "epoch 12: vggkit: skipped 1 bad image(s) in 1 file(s)" in log
+    assert "epoch 12: vggkit: skipped 1 bad image(s) in train:" in log
     assert str(broken) in log
     rows = _scalars(work)
     losses = [r["loss"] for r in rows if "loss" in r]
@@ -52,6 +52,20 @@ def test_tiny_config_learns_on_real_images(tmp_path):
                                           "std": [58.395, 57.12, 57.375], "bgr": False}
     assert ckpt["meta"]["dataset_meta"]["classes"] == ("blue_disc", "green_vstripes",
                                                         "red_hstripes")
+
+
+def test_strict_bad_images_stop_with_one_line_naming_the_file(tmp_path):
+    from test_data_bad_inputs import unsupported_dds
+    data = make_image_folder(tmp_path / "img", per_class=2)
+    dds = data / "blue_disc" / "dds_as.png"  # Pillow opens it, then NotImplementedError
+    dds.write_bytes(unsupported_dds())
+    run = run_train([TINY, "--data-root", str(data), "--work-dir", str(tmp_path / "work"),
+                     "--cfg-options", "train_cfg.max_epochs=1",
+                     "train_dataloader.dataset.dataset.bad_images=strict"])
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "Traceback" not in run.stderr
+    (line,) = [l for l in run.stderr.splitlines() if l.startswith("vggkit train: error:")]
+    assert line.startswith(f"vggkit train: error: bad image file '{dds}': NotImplementedError")
 
 
 def test_missing_dataset_is_reported_before_anything_starts(tmp_path, capsys):

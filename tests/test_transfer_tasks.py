@@ -92,6 +92,18 @@ def test_imagefolder_fraction_and_metrics(tmp_path):
     assert res["accuracy"] == pytest.approx(80.0)
 
 
+def test_imagefolder_task_sees_the_same_files_as_training(tmp_path):
+    from vggkit.data.filelist import IMG_EXTENSIONS, scan_tree
+    class_tree(tmp_path, {"cat": 2, "dog": 2})
+    Image.new("P", (8, 8)).save(tmp_path / "dog" / "anim.gif")
+    (tmp_path / "dog" / "notes.txt").write_text("not an image")
+    data = build_task("imagefolder").scan(str(tmp_path))
+    assert any(i.endswith("anim.gif") for i in data.ids) and len(data.ids) == 5
+    assert ".gif" in IMG_EXTENSIONS
+    training = scan_tree(str(tmp_path), ["cat", "dog"], IMG_EXTENSIONS, False)
+    assert len(training) == len(data.ids)
+
+
 def voc_devkit(root, year, test_labels=True):
     base = root / "VOCdevkit" / f"VOC{year}"
     trainval, test = ["000001", "000002", "000003", "000004"], ["000005", "000006", "000007"]

@@ -15,22 +15,25 @@ Every mode Pillow can open becomes RGB by an explicit rule, not by
   ``round(v * 255 / 65535)`` (not clipped at 255);
 * 32-bit float ``F``: taken to be on the 0-1 scale, multiplied by 255.
 
-The EXIF orientation tag is applied (``ImageOps.exif_transpose``). Files larger
+The EXIF orientation tag is applied (``ImageOps.exif_transpose``). Any exception the
+decoder raises is a :class:`BadImageError` naming the file (see :func:`decoding`). Files larger
 than ``Image.MAX_IMAGE_PIXELS`` pixels (decompression bombs) are refused: the
 warning Pillow gives between 1x and 2x the limit is an error here too.
 """
 from __future__ import annotations
 
+import contextlib
 import os
-import struct  # struct.error: raised by some Pillow plugins on corrupt headers
+import re
 import threading
 import warnings
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
-__all__ = ["BadImageError", "read_image", "to_rgb", "ORIGINAL_SIZE_KEY"]
+__all__ = ["BadImageError", "decoding", "find_bad_image", "image_size", "read_image", "to_rgb",
+           "ORIGINAL_SIZE_KEY"]
 
 #: ``img.info`` key holding the (width, height) of the image before draft-mode
 #: reduction (after EXIF rotation), so transforms can keep the paper's geometry.
@@ -41,7 +44,7 @@ _DRAFT_FACTORS = (8, 4, 2)
 
 
 class BadImageError(OSError):
-    """An image file that cannot be used: unreadable, truncated or a bomb."""
+    """An image file that cannot be used: unreadable, truncated, undecodable or a bomb."""
 
     def __init__(self, path: str | os.PathLike, reason: str) -> None:
         self.path = os.fspath(path)
@@ -69,24 +72,53 @@ def read_image(path: str | os.PathLike, *, strict: bool = True, min_side: int | 
 
     Raises:
         BadImageError: naming the file, for a missing, unreadable, truncated
-            (when ``strict``) or too-large (decompression bomb) image.
+            (when ``strict``) or too-large (decompression bomb) image, and for any
+            other exception the decoder raises (see :func:`decoding`).
     """
     path = os.fspath(path)
+    with decoding(path):
+        with Image.open(path) as img:
+            _check_pixels(path, img.size)
+            original = img.size
+            if min_side is not None:
+                _draft(img, int(min_side))
+            _load(img, strict)
+            decoded = img.size
+            ImageOps.exif_transpose(img, in_place=True)  # no copy when upright
+            if img.size != decoded:  # EXIF orientation 5-8 swaps the axes
+                original = (original[1], original[0])
+            rgb = to_rgb(img, background)
+    rgb.info[ORIGINAL_SIZE_KEY] = original
+    return rgb
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """``(width, height)`` from the file's header alone (no pixels decoded).
+
+    Raises:
+        BadImageError: naming the file, under the same rule as :func:`read_image`.
+    """
+    path = os.fspath(path)
+    with decoding(path):
+        with Image.open(path) as img:
+            _check_pixels(path, img.size)
+            return img.size
+
+
+@contextlib.contextmanager
+def decoding(path: str) -> Iterator[None]:
+    """Turn whatever a decoder raises inside the block into :class:`BadImageError`.
+
+    Pillow's plugins raise far more than ``OSError`` on hostile files (``NotImplementedError``
+    for a DDS pixel format, ``struct.error``, ``KeyError``, ...); any exception is a bad image.
+    Only interrupts (not ``Exception`` subclasses) and ``MemoryError`` pass through: they
+    say nothing about the file.
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                _check_pixels(path, img.size)
-                original = img.size
-                if min_side is not None:
-                    _draft(img, int(min_side))
-                _load(img, strict)
-                decoded = img.size
-                ImageOps.exif_transpose(img, in_place=True)  # no copy when upright
-                if img.size != decoded:  # EXIF orientation 5-8 swaps the axes
-                    original = (original[1], original[0])
-                rgb = to_rgb(img, background)
-    except BadImageError:
+            yield
+    except (BadImageError, MemoryError):
         raise
     except Image.DecompressionBombError as exc:
         raise BadImageError(path, f"decompression bomb refused ({exc})") from exc
@@ -95,10 +127,30 @@ def read_image(path: str | os.PathLike, *, strict: bool = True, min_side: int | 
                             "PIL.Image.MAX_IMAGE_PIXELS if the image is genuine") from exc
     except FileNotFoundError as exc:
         raise BadImageError(path, "file not found") from exc
-    except (OSError, ValueError, SyntaxError, EOFError, struct.error, MemoryError) as exc:
+    except Exception as exc:
         raise BadImageError(path, f"{type(exc).__name__}: {exc}") from exc
-    rgb.info[ORIGINAL_SIZE_KEY] = original
-    return rgb
+
+
+# how torch's DataLoader re-raises a worker's BadImageError: its traceback as text
+_WORKER_MESSAGE = re.compile(r"BadImageError: bad image file '(?P<path>.+?)': (?P<reason>[^\n]*)")
+
+
+def find_bad_image(exc: BaseException | None) -> BadImageError | None:
+    """The :class:`BadImageError` behind ``exc``, following ``__cause__``/``__context__``.
+
+    A DataLoader worker's error arrives as a ``RuntimeError`` holding the worker's
+    traceback as text; the error is rebuilt from its last line.
+    """
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, BadImageError):
+            return exc
+        matches = list(_WORKER_MESSAGE.finditer(str(exc)))
+        if matches:
+            return BadImageError(matches[-1]["path"], matches[-1]["reason"].rstrip())
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _check_pixels(path: str, size: tuple[int, int]) -> None:

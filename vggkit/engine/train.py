@@ -203,6 +203,7 @@ def build_runner(cfg: Any) -> Any:
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of ``vggkit train``; returns the exit status."""
     import vggkit  # noqa: F401  (safe torch.load allow-list for resume)
+    from vggkit.data.io import find_bad_image
     from vggkit.engine.datacheck import DataRootError
     from vggkit.engine.hooks.health import TrainingCollapseError
     args = parse_args(argv)
@@ -215,6 +216,13 @@ def main(argv: Optional[list[str]] = None) -> int:
         runner.train()
     except TrainingCollapseError as exc:  # --strict-health: the message says it all
         return _error(exc)
+    except Exception as exc:
+        # bad_images='strict': the file and the reason, wherever the error was raised
+        # (a transform, a dataset, a DataLoader worker that re-raised it as text)
+        bad = find_bad_image(exc)
+        if bad is None:
+            raise
+        return _error(bad)
     return 0
 
 

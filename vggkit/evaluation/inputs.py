@@ -28,13 +28,13 @@ def aspect_order(paths: Sequence[str]) -> list[int]:
     evaluation can stack them into one batch. Unreadable headers sort last;
     the image itself is reported when it is decoded.
     """
+    from vggkit.data.io import BadImageError, image_size
     keys = []
     for i, path in enumerate(paths):
         try:
-            with Image.open(path) as img:
-                w, h = img.size
+            w, h = image_size(path)
             keys.append((0, round(w / h, 3), w, h, i))
-        except (OSError, ValueError, ZeroDivisionError):
+        except (BadImageError, ZeroDivisionError):
             keys.append((1, 0.0, 0, 0, i))
     return [k[-1] for k in sorted(keys)]
 

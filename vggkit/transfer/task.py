@@ -25,10 +25,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from vggkit.data.filelist import IMG_EXTENSIONS
+
 #: label values of a multi-label task (the VOC devkit's convention)
 POSITIVE, NEGATIVE, DIFFICULT = 1, -1, 0
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+#: the suffixes training's image folders accept too: one list for the whole toolkit
+IMAGE_EXTENSIONS = IMG_EXTENSIONS
 
 
 class TaskLayoutError(FileNotFoundError):

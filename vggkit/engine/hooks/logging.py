@@ -92,20 +92,46 @@ class ProgressBarHook(Hook):
 
 
 class BadImageSummaryHook(Hook):
-    """Logs the data area's summary of skipped unreadable images at each epoch end."""
+    """Logs the skipped unreadable images of each split at the end of its epoch.
+
+    Each split counts its own distinct files: training's at each training epoch
+    end, validation's (only when any) at each validation end, so neither leaks
+    into the other's or the next epoch's count.
+    """
 
     priority = "BELOW_NORMAL"
 
     def before_train(self, runner: Any) -> None:
         from vggkit.data import bad_images
-        # one file per rank: each rank resets its own at the epoch end
+        # one folder per rank: each rank resets its own at the epoch end
         bad_images.set_log_dir(os.path.join(runner.work_dir, "bad_images", f"rank{get_rank()}"))
         bad_images.reset()
 
-    def after_train_epoch(self, runner: Any) -> None:
+    def before_train_epoch(self, runner: Any) -> None:
         from vggkit.data import bad_images
-        info = bad_images.summary()
-        message = bad_images.format_summary(info)
-        (runner.logger.warning if info["count"] else runner.logger.info)(
-            f"epoch {runner.epoch + 1}: {message}")
-        bad_images.reset()
+        bad_images.set_split("train")
+
+    def after_train_epoch(self, runner: Any) -> None:
+        self._report(runner, "train", runner.epoch + 1, quiet=False)
+
+    def before_val_epoch(self, runner: Any) -> None:
+        from vggkit.data import bad_images
+        bad_images.set_split("val")
+
+    def after_val_epoch(self, runner: Any, metrics: Optional[dict] = None) -> None:
+        # mmengine has counted the finished training epoch by now
+        self._report(runner, "val", runner.epoch, quiet=True)
+
+    def after_train(self, runner: Any) -> None:
+        from vggkit.data import bad_images
+        bad_images.set_split(None)
+
+    @staticmethod
+    def _report(runner: Any, split: str, epoch: int, quiet: bool) -> None:
+        from vggkit.data import bad_images
+        info = bad_images.summary(split)
+        if info["count"] or not quiet:
+            message = bad_images.format_summary(info, split=split)
+            (runner.logger.warning if info["count"] else runner.logger.info)(
+                f"epoch {epoch}: {message}")
+        bad_images.reset(split)
