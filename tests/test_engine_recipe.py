@@ -101,3 +101,23 @@ def test_recipe_check_verdicts_follow_the_figures():
     assert v["b"].startswith("not testable") and v["d"].startswith("not testable")
     assert recipe_check.summarise({"val_epoch": [1, 2, 3], "top1_error": [90, 45, 40]}) == {
         "first": 90, "final": 40, "best": 40, "epoch_under_50": 2}
+
+
+def test_recipe_check_reads_every_validation_including_the_last(tmp_path):
+    import torch
+    run = tmp_path / "A"
+    run.mkdir()
+    # the final checkpoint is written before the final validation: its copy lacks epoch 2
+    torch.save({"meta": {"vggkit_curves": {"iter": [1, 2], "loss": [2.3, 2.2], "val_epoch": [1],
+                                           "top1_error": [80.0], "top5_error": [30.0]}}},
+               run / "epoch_2.pth")
+    for stamp, rows in (("20260101_000000", [(1, 80.0), (2, 70.0)]),
+                        ("20260101_010000", [(2, 60.0)])):  # a resumed rerun of epoch 2
+        logs = run / stamp / "vis_data"
+        logs.mkdir(parents=True)
+        (logs / "scalars.json").write_text("".join(
+            json.dumps({"loss": 2.0, "step": 5}) + "\n" +
+            json.dumps({"top1_error": e, "top5_error": 1.0, "step": s}) + "\n" for s, e in rows))
+    h = recipe_check.curves(str(run), epochs=2)
+    assert h["val_epoch"] == [1, 2] and h["top1_error"] == [80.0, 60.0]
+    assert h["loss"] == [2.3, 2.2]

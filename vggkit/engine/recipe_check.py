@@ -107,10 +107,26 @@ def final_checkpoint(run_dir: str, epochs: int) -> str:
 
 
 def curves(run_dir: str, epochs: int) -> dict[str, list]:
-    """The training history the curves hook stored in the final checkpoint."""
+    """The run's training loss (from the curves hook's copy in the final checkpoint) and its
+    validation errors per epoch (from the runner's scalar logs: the final epoch's validation
+    runs after its checkpoint is written, so the checkpoint's copy lacks it)."""
+    import glob
+
     from vggkit.checkpoint import torch_load
-    ckpt = torch_load(final_checkpoint(run_dir, epochs))
-    return ckpt.get("meta", {}).get("vggkit_curves") or {}
+    history = dict(torch_load(final_checkpoint(run_dir, epochs)).get("meta", {}).get(
+        "vggkit_curves") or {})
+    by_epoch: dict[int, tuple[float, float]] = {}
+    # one folder per (re)start, named by its start time: later ones win
+    for path in sorted(glob.glob(os.path.join(run_dir, "*", "vis_data", "scalars.json"))):
+        with open(path) as f:
+            for row in map(json.loads, filter(str.strip, f)):
+                if "top1_error" in row:
+                    by_epoch[int(row["step"])] = (row["top1_error"], row.get("top5_error", math.nan))
+    if by_epoch:
+        epochs_seen = sorted(by_epoch)
+        history.update(val_epoch=epochs_seen, top1_error=[by_epoch[e][0] for e in epochs_seen],
+                       top5_error=[by_epoch[e][1] for e in epochs_seen])
+    return history
 
 
 def test_at_scales(run_dir: str, epochs: int, data_root: str, work_dir: str) -> dict[str, float]:
