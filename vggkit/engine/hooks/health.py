@@ -322,5 +322,7 @@ class TrainingHealthHook(Hook):
             lr = "lr"
         batch = f" for {self._images_per_step} images per step" if self._images_per_step else ""
         return (f"Usual causes: a learning rate too high for the batch, or not scaled with it "
-                f"({lr}{batch}; try 10x lower: --cfg-options optim_wrapper.optimizer.lr=...); "
-                f"{init}; {scale}; {dead}.")
+                f"({lr}{batch}; try 10x lower: --cfg-options optim_wrapper.optimizer.lr=...), "
+                f"or one too small to leave a flat start (the paper's N(0, 0.01^2) init on a "
+                f"short run); {init}; {scale}; {dead}. Per-layer statistics: --layer-stats N "
+                f"(docs/training_collapse.md).")
