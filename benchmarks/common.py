@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import time
 from typing import Callable
 
 import numpy as np
 from PIL import Image
+
+from vggkit.machine import machine_info, machine_line  # noqa: F401  (used by every benchmark)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 RESULTS = os.path.join(HERE, "results")
@@ -44,32 +45,6 @@ def make_jpegs(directory: str, count: int, seed: int = 0) -> list[str]:
         Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8)).save(path, quality=90)
         paths.append(path)
     return paths
-
-
-def machine_info() -> dict:
-    """CPU model, cores, ISA flags that matter for conv speed, library versions."""
-    import torch
-    model = platform.processor() or platform.machine()
-    flags: set[str] = set()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and model in ("", platform.machine()):
-                    model = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    break
-    except OSError:
-        pass
-    isa = sorted(f for f in flags if f in {"avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16"})
-    return {"cpu": model, "cores": os.cpu_count(), "isa": isa, "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "python": platform.python_version()}
-
-
-def machine_line() -> str:
-    m = machine_info()
-    return (f"{m['cpu']}, {m['cores']} cores ({', '.join(m['isa']) or 'no AVX2'}), "
-            f"torch {m['torch']}, {m['threads']} threads, Python {m['python']}")
 
 
 def time_alternating(fns: dict[str, Callable[[], object]], repeats: int = 5,

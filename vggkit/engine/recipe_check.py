@@ -252,20 +252,6 @@ def report(runs: dict[str, Run], s: dict[str, dict[str, float]], tests: dict[str
     return "\n".join(lines) + "\n"
 
 
-def machine_line() -> str:
-    import platform
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            info = f.read()
-        model = next((l.split(":", 1)[1].strip() for l in info.splitlines() if l.startswith("model name")), "")
-        fl = next((l.split(":", 1)[1].split() for l in info.splitlines() if l.startswith("flags")), [])
-        flags = ", ".join(x for x in ("avx2", "avx512f", "avx512_bf16", "amx_bf16") if x in fl)
-        return f"{model} ({os.cpu_count()} cores; {flags}), torch {torch.__version__}"
-    except OSError:
-        return f"{platform.processor()} ({os.cpu_count()} cores), torch {torch.__version__}"
-
-
 def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="vggkit recipe-check", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -289,6 +275,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
 def main(argv: Optional[list[str]] = None) -> int:
     from vggkit.engine.train import main as train_main
     from vggkit.fileio import atomic_write_bytes, atomic_write_text
+    from vggkit.machine import machine_line
     args = parse_args(argv)
     start = time.time()
     data_root = digits_root()

@@ -18,7 +18,7 @@ import numpy as np
 
 from vggkit.fileio import atomic_savefig, atomic_write_json
 from vggkit.transfer.svm import DEFAULT_C_GRID, train_with_selection
-from vggkit.transfer.task import Split, TaskData, TransferTask, build_task
+from vggkit.transfer.task import TaskData, TransferTask, build_task
 
 
 def run_transfer(features: np.ndarray, data: TaskData, task: TransferTask, *, n_splits: int | None = None,
