@@ -27,6 +27,7 @@ BENCHMARKS = {
     "pipeline": ("bench_pipeline.py", "training data pipeline vs torchvision transforms"),
     "eval": ("bench_eval.py", "dense vs multi-crop cost; strategies vs plain torch"),
     "svm": ("bench_svm.py", "SVM transfer vs scikit-learn LinearSVC"),
+    "checkpoint": ("bench_checkpoint.py", "cost of the state-dict content hash on load"),
 }
 
 # VGG-16 is 15.47 GMACs per 224 image forward; training ~3x (forward + two backward).

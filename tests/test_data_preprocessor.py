@@ -71,6 +71,9 @@ def test_dataset_stats_two_colours(tmp_path, capsys):
     Image.new("RGB", (8, 6), (255, 0, 0)).save(root / "a" / "red.png")
     Image.new("RGB", (8, 6), (0, 0, 255)).save(root / "b" / "blue.png")
     out = tmp_path / "stats" / "s.json"
+    assert stats_main([str(root), "--out", str(out)]) == 2  # no such directory: refused, as cp does
+    assert "directory" in capsys.readouterr().err and not out.parent.exists()
+    out.parent.mkdir()
     assert stats_main([str(root), "--out", str(out), "--scale", "0", "--no-progress"]) == 0
     stats = load_stats(out)
     # half red, half blue pixels: mean (127.5, 0, 127.5); var R = var B = 127.5^2,

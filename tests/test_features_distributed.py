@@ -11,11 +11,11 @@ import pytest
 import torch
 
 # the task, its plugin and the data/checkpoint fixtures are shared with the store tests
+from helpers import extraction_script
 from test_features_store import FolderTask, setup, test_task  # noqa: F401
 from vggkit.features import extract_tool
 from vggkit.features.store import load_features
 
-HERE = Path(__file__).parent
 
 
 @pytest.fixture(autouse=True)
@@ -29,16 +29,7 @@ def _keep_threads():
 def _script(tmp_path: Path, body: str) -> Path:
     """A script that registers the test task, runs ``body`` and then the tool on argv."""
     script = tmp_path / "extract_script.py"
-    script.write_text(
-        "import os, sys\n"
-        f"sys.path.insert(0, {str(HERE)!r})\n"
-        "from test_features_store import _Plugin\n"
-        "from vggkit.plugins import register_plugin\n"
-        "from vggkit.features import extract_tool, runner\n"
-        "register_plugin(_Plugin(), 'features_tests')\n"
-        "real = runner.FeatureStore.write_shard\n"
-        f"{body}\n"
-        "sys.exit(extract_tool.main(sys.argv[1:]))\n")
+    script.write_text(extraction_script(body))
     return script
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from vggkit.models import build_vgg
 from vggkit.models.lrn import LocalResponseNorm
 
-# PAPER.md, Table 1 / Table 2: exact counts at 1000 classes, biases included
+# docs/paper.md#table-1 and #table-2: exact counts at 1000 classes, biases included
 PAPER_PARAMS = {"A": 132_863_336, "A-LRN": 132_863_336, "B": 133_047_848,
                 "C": 133_638_952, "D": 138_357_544, "E": 143_667_240}
 SMALL = dict(width_mult=0.0625, fc_width=32, num_classes=10)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import write_store
 from vggkit.transfer.task import ProtocolError, TaskLayoutError, build_task
 
 VOC = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -151,16 +152,6 @@ def test_voc2012_withheld_test_writes_submission(tmp_path):
     assert len(files) == 20
     lines = (tmp_path / "sub" / "comp1_cls_test_aeroplane.txt").read_text().split("\n")
     assert lines[0].split() == ["000005", "0.000000"] and lines[2].split()[0] == "000007"
-
-
-def write_store(path, X, labels, ids, subsets, classes, task):
-    path.mkdir()
-    np.save(path / "features.npy", X.astype(np.float32))
-    np.save(path / "labels.npy", labels)
-    manifest = {"format": "vggkit-features/1", "status": "complete", "features_file": "features.npy",
-                "labels_file": "labels.npy", "ids": ids, "subsets": subsets, "classes": classes,
-                "settings": {"task": task}}
-    (path / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_svm_transfer_tool_end_to_end(tmp_path):

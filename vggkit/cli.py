@@ -33,14 +33,14 @@ def plugins_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="include vggkit's built-in plugins")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     args = parser.parse_args(argv)
+    from vggkit.errors import report
     from vggkit.plugins import PluginError, plugin_infos
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             infos = plugin_infos(include_builtin=args.all)
     except PluginError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return report("vggkit plugins", exc)
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     if args.json:

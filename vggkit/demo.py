@@ -30,6 +30,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from vggkit.command import positive_int, run_command
+
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "configs", "tiny", "vgg_a_digits.py")
 STRATEGIES = ("center", "dense", "multicrop")
@@ -168,18 +170,25 @@ def _transfer_C_lines(transfer: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command("vggkit demo", build_parser(), _run, argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vggkit demo", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split("\n\n", 1)[1])
     parser.add_argument("--work-dir", default="work_dirs/demo", help="where every output goes")
     parser.add_argument("--data-root", help="where the digits image folders are written "
                         "(default: $VGGKIT_CACHE or ~/.cache/vggkit, digits-v1)")
-    parser.add_argument("--epochs", type=int, default=15, help="training epochs on the source classes")
-    parser.add_argument("--n-train", type=int, default=10,
+    parser.add_argument("--epochs", type=positive_int, default=15, help="training epochs on the source classes")
+    parser.add_argument("--n-train", type=positive_int, default=10,
                         help="SVM training images per target class")
-    parser.add_argument("--splits", type=int, default=3, help="random transfer splits")
+    parser.add_argument("--splits", type=positive_int, default=3, help="random transfer splits")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
     results = run(args.work_dir, args.epochs, args.n_train, args.splits, args.data_root,
                   progress=not args.no_progress)
     text = format_table(results)

@@ -2,7 +2,7 @@
 
 Each time an image is used, ``alpha ~ N(0, std)`` (3 values) is drawn and
 ``eigvec @ (alpha * eigval) * eigval_scale`` is added to every pixel. The
-eigenvalues follow the convention of PAPER.md's table (pixels on the 0-1
+eigenvalues follow the convention of docs/paper.md#pca-colour-statistics (pixels on the 0-1
 scale); the pipeline works on 0-255 pixels, hence ``eigval_scale=255`` (the
 same as mmpretrain's ``Lighting`` with its 0-255 eigenvalues).
 """
@@ -24,8 +24,8 @@ class PCALighting(BaseTransform):
     """Add ``sum_i alpha_i * lambda_i * p_i`` (x 255) to every RGB pixel.
 
     Args:
-        eigval: eigenvalues (0-1 pixel scale); default PAPER.md's ImageNet values.
-        eigvec: 3x3, eigenvectors as columns; default PAPER.md's.
+        eigval: eigenvalues (0-1 pixel scale); default the ImageNet values of docs/paper.md#pca-colour-statistics.
+        eigvec: 3x3, eigenvectors as columns; default the same table's.
         std: standard deviation of alpha (0.1 in AlexNet and the paper).
         stats_file: JSON of ``tools/dataset_stats.py``; overrides eigval/eigvec.
         eigval_scale: multiplies the shift (255 for 0-255 pixels).

@@ -22,7 +22,7 @@ class VGGDataPreprocessor(BaseDataPreprocessor):
     precision is left to the runner's autocast: this always returns float32.
 
     Args:
-        mean: RGB mean, 0-255; default ImageNet's (PAPER.md).
+        mean: RGB mean, 0-255; default ImageNet's (docs/paper.md#released-caffe-models).
         std: RGB std, 0-255; default 1 (the paper divides by nothing).
         bgr: reverse the channels after normalising (Caffe weights).
         stats_file: JSON of ``tools/dataset_stats.py``; its ``mean`` is used

@@ -17,6 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
+from vggkit.command import check_output_file, non_negative_int, run_command
 from vggkit.data import bad_images
 from vggkit.data.io import BadImageError, read_image
 from vggkit.data.transforms import rescale_isotropic
@@ -49,7 +50,7 @@ def compute_stats(paths: Sequence[str], scale: int | None = 256,
         raise ValueError("no readable image among the sampled files")
     mean = total / n_pixels
     cov = outer / n_pixels - np.outer(mean, mean)
-    # eigen-statistics on the 0-1 scale: the convention of PAPER.md's table
+    # eigen-statistics on the 0-1 scale: the convention of docs/paper.md#pca-colour-statistics
     eigval, eigvec = np.linalg.eigh(cov / 255.0 ** 2)
     order = np.argsort(eigval)[::-1]
     eigval, eigvec = np.clip(eigval[order], 0, None), eigvec[:, order]
@@ -71,22 +72,30 @@ def _image_paths(data_root: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    return run_command("vggkit stats", build_parser(), _run, argv)
+
+
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dataset_stats", description="Mean RGB and RGB covariance eigen-statistics of a "
+        prog="vggkit stats", description="Mean RGB and RGB covariance eigen-statistics of a "
         "training set, as JSON for PCALighting(stats_file=...) and "
         "VGGDataPreprocessor(stats_file=...).")
     parser.add_argument("data_root", help="image folder (DATA_ROOT/<class>/*) or an ImageNet "
                         "root whose train/ sub-folder is used")
     parser.add_argument("--out", required=True, help="JSON file to write (atomically)")
-    parser.add_argument("--num-images", type=int, default=10000,
+    parser.add_argument("--num-images", type=non_negative_int, default=10000,
                         help="images sampled uniformly without replacement (default 10000; "
                         "0 = all)")
-    parser.add_argument("--scale", type=int, default=256,
+    parser.add_argument("--scale", type=non_negative_int, default=256,
                         help="rescale each image to this smallest side first (default 256; "
                         "0 = native size)")
     parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_output_file(args.out, "--out")
     paths = _image_paths(args.data_root)
     if args.num_images and args.num_images < len(paths):
         chosen = np.random.default_rng(args.seed).choice(len(paths), args.num_images,

@@ -7,7 +7,7 @@ Keys (all RGB order):
 * ``cov``: 3x3 covariance of pixel values, 0-255 scale;
 * ``eigval``: eigenvalues of the covariance of pixels on the **0-1** scale,
   descending, the convention of AlexNet-style lighting code (fb.resnet.torch,
-  mmpretrain) so that values compare with PAPER.md's table;
+  mmpretrain) so that values compare with docs/paper.md#pca-colour-statistics;
 * ``eigvec``: unit eigenvectors as **columns** (``eigvec[i][j]`` is channel i
   of vector j);
 * ``n_images``, ``n_pixels``, ``data_root``: provenance.
@@ -18,7 +18,7 @@ import json
 import os
 from typing import Any
 
-#: PAPER.md: ImageNet eigen-statistics of [0, 1] pixels (columns are vectors)
+#: docs/paper.md#pca-colour-statistics: ImageNet eigen-statistics of [0, 1] pixels (columns are vectors)
 IMAGENET_EIGVAL = (0.2175, 0.0188, 0.0045)
 IMAGENET_EIGVEC = ((-0.5675, 0.7192, 0.4009),
                    (-0.5808, -0.0045, -0.8140),

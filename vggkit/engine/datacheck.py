@@ -49,7 +49,7 @@ def apply_data_root(cfg: Any, root: str) -> None:
 
 
 def check_datasets(cfg: Any) -> Optional[int]:
-    """Build each dataset lazily (no file scan) so layout and transform errors surface now.
+    """Build and scan each dataset so layout, image and transform errors surface now.
 
     Returns:
         The number of classes of the training set (None if unknown).
@@ -64,6 +64,9 @@ def check_datasets(cfg: Any) -> Optional[int]:
     for key, dataset in _datasets(cfg):
         try:
             built = DATASETS.build(dict(dataset, lazy_init=True))
+            # the file scan (cached on disk, so the runner's own scan is then quick)
+            # finds class folders without images now, not after the model is built
+            built.full_init()
         except (FileNotFoundError, NotADirectoryError) as exc:
             raise DataRootError(
                 f"{key}: {exc}\n(pass the dataset's root with --data-root DIR, or set "

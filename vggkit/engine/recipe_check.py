@@ -12,7 +12,8 @@ folders) with the paper's rules, and checks its qualitative findings:
   (d) scale jittering at training time beats a fixed S when tested at
       several scales Q (Table 3).
 
-The copies keep the paper's rules: N(0, 0.01^2) init with mean subtraction
+The copies keep the paper's rules: N(0, 0.01^2) init (the Caffe reading of
+the paper's "10^-2 variance", docs/paper.md#initialisation) with mean subtraction
 only, SGD lr 1e-2 (for 256 images per step, scaled linearly to the copies'
 16), momentum 0.9, weight decay 5e-4, dropout 0.5, scale jittering and the
 plateau schedule. Scaled down: width 1/4 (FC 128), 32-pixel crops, S in
@@ -38,6 +39,9 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
+
+from vggkit.command import positive_int, run_command
+from vggkit.errors import UserError
 
 REPO_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "configs", "tiny", "vgg_a_tiny.py")
@@ -252,31 +256,33 @@ def report(runs: dict[str, Run], s: dict[str, dict[str, float]], tests: dict[str
     return "\n".join(lines) + "\n"
 
 
-def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vggkit recipe-check", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=__doc__.split("\n\n", 1)[1])
     p.add_argument("--work-dir", default="work_dirs/recipe_check",
                    help="where the runs' checkpoints and logs go (rerun to resume)")
     p.add_argument("--out", default="docs", help="folder for recipe_check.md and recipe_check.png")
-    p.add_argument("--epochs", type=int, default=10, help="epochs per run")
+    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run")
     p.add_argument("--width", type=float, default=0.25, help="width multiplier of the copies")
     p.add_argument("--literal-init", action="store_true",
                    help="init std 0.01 whatever the width (default 0.01/sqrt(width))")
     p.add_argument("--seed", type=int, default=0, help="random seed of every run")
     p.add_argument("--runs", nargs="+", choices=[r.name for r in RUNS], metavar="RUN",
                    help="only these runs (E_from_A needs A); the report needs all")
-    args = p.parse_args(argv)
-    if args.epochs < 1 or not 0 < args.width <= 1:
-        p.error(f"--epochs must be >= 1 and --width in (0, 1], got {args.epochs} and {args.width}")
-    return args
+    return p
 
 
 def main(argv: Optional[list[str]] = None) -> int:
+    return run_command("vggkit recipe-check", build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
     from vggkit.engine.train import main as train_main
     from vggkit.fileio import atomic_write_bytes, atomic_write_text
     from vggkit.machine import machine_line
-    args = parse_args(argv)
+    if not 0 < args.width <= 1:
+        raise UserError(f"--width must be in (0, 1], got {args.width}")
     start = time.time()
     data_root = digits_root()
     runs = {r.name: r for r in RUNS if not args.runs or r.name in args.runs}

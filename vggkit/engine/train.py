@@ -13,10 +13,13 @@ import os.path as osp
 import sys
 from typing import Any, Optional
 
+from vggkit.command import add_debug_flag, positive_int, run_command
+from vggkit.errors import UserError
+
 LAUNCHERS = ("none", "pytorch", "slurm")
 
 
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
     from mmengine.config import DictAction
     parser = argparse.ArgumentParser(
         prog="vggkit train", description="Train a VGG net with the paper's recipe (Sect. 3.1).")
@@ -41,13 +44,17 @@ def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
                         help="stop (exit 2) instead of warning when training has collapsed: "
                         "validation predicted as one class, loss stuck at ln(num_classes), or "
                         "fc7 constant across a batch")
-    parser.add_argument("--layer-stats", type=int, metavar="N",
+    parser.add_argument("--layer-stats", type=positive_int, metavar="N",
                         help="record per-layer activation and gradient statistics of the first N "
                         "iterations in WORK_DIR/layer_stats.jsonl (where does a run collapse?)")
     parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
                         help="override config entries, e.g. batch_per_gpu=16 "
                         "train_cfg.max_epochs=10")
-    return parser.parse_args(argv)
+    return add_debug_flag(parser)
+
+
+def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def load_config(args: argparse.Namespace) -> Any:
@@ -68,6 +75,7 @@ def load_config(args: argparse.Namespace) -> Any:
         "work_dirs", osp.splitext(osp.basename(args.config))[0])
     if args.data_root:
         apply_data_root(cfg, args.data_root)
+    check_schedule(cfg)
     num_classes = check_datasets(cfg)
     vgg = cfg.model.vgg
     if vgg.get("num_classes") is None:  # 'as many as the image folder has'
@@ -91,8 +99,6 @@ def load_config(args: argparse.Namespace) -> Any:
     if getattr(args, "strict_health", False):
         _apply_strict_health(cfg)
     if getattr(args, "layer_stats", None):
-        if args.layer_stats < 1:
-            raise ValueError(f"--layer-stats must be >= 1, got {args.layer_stats}")
         cfg.custom_hooks = [*(cfg.get("custom_hooks") or []),
                             dict(type="LayerStatsHook", iters=args.layer_stats)]
     _check_init_files(cfg)
@@ -102,6 +108,19 @@ def load_config(args: argparse.Namespace) -> Any:
         cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
                                      broadcast_buffers=False)
     return cfg
+
+
+def check_schedule(cfg: Any) -> None:
+    """The loop lengths a config (or --cfg-options) sets must be positive integers."""
+    train_cfg = cfg.get("train_cfg") or {}
+    for key in ("max_epochs", "max_iters", "val_interval", "val_begin"):
+        value = train_cfg.get(key)
+        if value is None:
+            continue
+        least = 0 if key == "val_begin" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise UserError(f"train_cfg.{key}={value!r} must be an integer >= {least}; fix the "
+                            f"config '{cfg.filename}' or pass --cfg-options train_cfg.{key}=N")
 
 
 def _cuda() -> bool:
@@ -175,6 +194,10 @@ def _check_init_files(cfg: Any) -> None:
         raise FileNotFoundError(
             f"load_from '{cfg.load_from}' (the model this config fine-tunes) does not exist: "
             "train the config it comes from first, or pass --cfg-options load_from=PATH")
+    if cfg.get("load_from") and osp.isfile(cfg.load_from):  # also --resume's file
+        # a damaged file fails now, not after the datasets and the model are built
+        from vggkit.checkpoint import check_checkpoint_file
+        check_checkpoint_file(cfg.load_from)
 
 
 def _init_distributed(launcher: str) -> None:
@@ -202,34 +225,13 @@ def build_runner(cfg: Any) -> Any:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """Entry point of ``vggkit train``; returns the exit status."""
+    return run_command("vggkit train", build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
     import vggkit  # noqa: F401  (safe torch.load allow-list for resume)
-    from vggkit.data.io import find_bad_image
-    from vggkit.engine.datacheck import DataRootError
-    from vggkit.engine.hooks.health import TrainingCollapseError
-    args = parse_args(argv)
-    try:
-        cfg = load_config(args)
-    except (DataRootError, FileNotFoundError, ValueError, KeyError) as exc:
-        return _error(exc)
-    runner = build_runner(cfg)
-    try:
-        runner.train()
-    except TrainingCollapseError as exc:  # --strict-health: the message says it all
-        return _error(exc)
-    except Exception as exc:
-        # bad_images='strict': the file and the reason, wherever the error was raised
-        # (a transform, a dataset, a DataLoader worker that re-raised it as text)
-        bad = find_bad_image(exc)
-        if bad is None:
-            raise
-        return _error(bad)
+    build_runner(load_config(args)).train()
     return 0
-
-
-def _error(exc: Exception) -> int:
-    """One line on stderr, no traceback; the exit status of a usage or data error."""
-    print(f"vggkit train: error: {exc}", file=sys.stderr)
-    return 2
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from vggkit.command import check_output_file, run_command
 from vggkit.evaluation.posteriors import Posteriors, fuse, load_posteriors, save_posteriors
 from vggkit.evaluation.report import errors, format_results
 from vggkit.fileio import atomic_write_json
@@ -68,12 +69,13 @@ def _only(post: Posteriors) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        post = fuse_files(args.files)
-    except (ValueError, KeyError, FileNotFoundError) as exc:
-        print(f"vggkit fuse: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command("vggkit fuse", build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_output_file(args.out, "--out")
+    check_output_file(args.save_posteriors, "--save-posteriors")
+    post = fuse_files(args.files)
     results = {"num_images": len(post.ids), "fused": args.files,
                "fusion": {k: errors(v, post.labels) for k, v in post.scores.items()}}
     print(format_results(results))

@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from vggkit.command import check_output_file, non_negative_int, positive_int, run_command
 from vggkit.evaluation.distributed import gather_shards, init_distributed, merge_shards, rank_and_world
 from vggkit.evaluation.loading import ModelEntry, check_classes, load_model, load_test_set
 from vggkit.evaluation.loop import evaluate_shard, result_key
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", nargs="+", default=[DEFAULT_STRATEGY], metavar="NAME",
                    help="one or more evaluation strategies by name: center, dense, multicrop, "
                    "dense+multicrop, or one a plugin registers (default: %(default)s)")
-    p.add_argument("--scales", nargs="+", type=int, metavar="Q",
+    p.add_argument("--scales", nargs="+", type=positive_int, metavar="Q",
                    help="test scales (smallest image side); posteriors are averaged over them. "
                    "Default: from the checkpoint's training scale S -> {S-32, S, S+32}, "
                    "[S_min, S_max] -> {S_min, (S_min+S_max)/2, S_max}. Applies to every net")
@@ -51,17 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="FILE", help="write the results as JSON")
     p.add_argument("--launcher", choices=("none", "pytorch"), default="none",
                    help="'pytorch' to run under torchrun, one shard of the images per process")
-    p.add_argument("--batch-size", type=int, default=32,
+    p.add_argument("--batch-size", type=positive_int, default=32,
                    help="network inputs (crops, or whole images with their flips) per forward "
                    "pass (default: %(default)s)")
-    p.add_argument("--images-per-batch", type=int, default=16,
+    p.add_argument("--images-per-batch", type=positive_int, default=16,
                    help="images decoded and evaluated together; dense evaluation stacks those "
                    "of equal rescaled size (default: %(default)s)")
-    p.add_argument("--workers", type=int, default=2,
+    p.add_argument("--workers", type=non_negative_int, default=2,
                    help="data-loader processes decoding and rescaling images (default: %(default)s)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
                    help="torch device (default: %(default)s)")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--threads", type=positive_int,
                    help="torch CPU threads (default: torch's choice); 1 is fastest for small "
                    "nets on a busy machine")
     p.add_argument("--fast-decode", action="store_true",
@@ -104,16 +105,13 @@ def _fused(entries: Sequence[ModelEntry], names: Sequence[str], merged: dict[str
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        return _run(args)
-    except (ValueError, KeyError, FileNotFoundError, OSError, RuntimeError) as exc:
-        print(f"vggkit test: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command("vggkit test", build_parser(), _run, argv)
 
 
 def _run(args: argparse.Namespace) -> int:
     from mmengine.config import Config
+    check_output_file(args.out, "--out")
+    check_output_file(args.save_posteriors, "--save-posteriors")
     if args.threads:
         torch.set_num_threads(args.threads)
     init_distributed(args.launcher, args.device)

@@ -14,16 +14,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any, Sequence
 
 import numpy as np
 import torch
 
+from vggkit.command import positive_int, run_command
+from vggkit.errors import UserError
 from vggkit.features.descriptor import AGGREGATES, LAYERS
 from vggkit.features.engine import (BACKENDS, MAX_BATCH_PIXELS, PRECISIONS, FeatureExtractor,
                                     Net)
-from vggkit.features.runner import BAD_IMAGE_MODES, run_extraction
+from vggkit.features.runner import BAD_IMAGE_MODES, run_extraction, share_outcome, writer_lock
 from vggkit.features.store import FeatureStore, sha256_file, sha256_json
 
 #: build_vgg arguments that do not change a loaded net's features
@@ -33,7 +34,7 @@ _NOT_FEATURES = ("init", "init_std", "init_checkpoint", "init_conv_layers", "ini
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="extract_features", description="Extract the paper's Appendix-B image descriptors "
+        prog="vggkit extract", description="Extract the paper's Appendix-B image descriptors "
         "(dense net over the whole image at scale Q, global average pool, flip average, L2 "
         "norm, scales averaged or stacked, nets stacked) into a resumable feature store.")
     p.add_argument("pairs", nargs="+", metavar="CONFIG CKPT",
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", required=True, help="registered transfer task, e.g. caltech101, "
                    "voc2007, image_folder (`vggkit plugins` lists them)")
     p.add_argument("--data-root", required=True, help="the task's data directory")
-    p.add_argument("--scales", type=int, nargs="+", metavar="Q",
+    p.add_argument("--scales", type=positive_int, nargs="+", metavar="Q",
                    help="test scales Q (smallest image side); default: the task's")
     p.add_argument("--aggregate", choices=AGGREGATES,
                    help="combine scales by averaging or stacking; default: the task's")
@@ -51,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--relu", action=argparse.BooleanOptionalAction, default=True,
                    help="fc6/fc7 after their ReLU (default) or before (--no-relu)")
     p.add_argument("--out", help="store directory (default work_dirs/features/TASK)")
-    p.add_argument("--batch-size", type=int, default=8,
+    p.add_argument("--batch-size", type=positive_int, default=8,
                    help="images of equal rescaled size per batch; each runs with its mirror")
-    p.add_argument("--shard-size", type=int, default=256,
+    p.add_argument("--shard-size", type=positive_int, default=256,
                    help="images per shard: the unit of resuming and of distribution")
     p.add_argument("--launcher", choices=("none", "pytorch"), default="none",
                    help="'pytorch' for torchrun: ranks write disjoint shards")
@@ -68,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "applies")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="eager backend: channels-last memory format")
-    p.add_argument("--threads", type=int,
+    p.add_argument("--threads", type=positive_int,
                    help="torch intra-op threads (default: torch's choice); recorded")
     p.add_argument("--device", default=None,
                    help="torch device (default cuda:LOCAL_RANK if available, else cpu)")
@@ -111,21 +112,20 @@ def _default_device(launcher: str) -> str:
 
 def _open_store(store: FeatureStore, settings: dict, index: dict, labels: np.ndarray,
                 info: dict) -> None:
-    """Rank 0 creates or checks the store; every rank learns the outcome."""
+    """Rank 0 creates or checks the store; every rank learns the outcome.
+
+    The caller holds :func:`writer_lock`, so no other run writes in between.
+    """
     import torch.distributed as dist
-    if not (dist.is_available() and dist.is_initialized()):
-        store.open(settings, index, labels, info)
-        return
-    error: list[Any] = [None]
-    if dist.get_rank() == 0:
+    first = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    error: BaseException | None = None
+    if first:
         try:
             store.open(settings, index, labels, info)
-        except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
-            error = [exc]
-    dist.broadcast_object_list(error, src=0)
-    if error[0] is not None:
-        raise error[0]
-    if dist.get_rank() != 0:
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank
+            error = exc
+    share_outcome(error)
+    if not first:
         store.open(settings, index, labels, info)  # reads and checks what rank 0 wrote
 
 
@@ -133,32 +133,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tools/extract_features.py``; returns the exit code.
 
     User errors (a bad path, image, task name or a store of other settings)
-    print one message and return 2.
+    print one line and return 2.
     """
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    return run_command("vggkit extract", build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
     if len(args.pairs) % 2:
-        parser.error(f"expected CONFIG CKPT pairs, got {len(args.pairs)} paths: {args.pairs}")
-    try:
-        return extract(args)
-    except (OSError, ValueError, KeyError) as exc:  # StoreError, BadImageError included
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"extract_features: error: {message}", file=sys.stderr)
-        return 2
+        raise UserError(f"expected CONFIG CKPT pairs, got {len(args.pairs)} paths: {args.pairs}")
+    return extract(args)
 
 
 def extract(args: argparse.Namespace) -> int:
-    """Run the extraction of parsed ``args`` (see :func:`build_parser`)."""
+    """Run the extraction of parsed ``args`` (see :func:`build_parser`).
+
+    The store's writer lock is taken first, so a second run into the same
+    ``--out`` is refused before it scans images or loads nets.
+    """
     if args.threads:
         torch.set_num_threads(args.threads)
     from vggkit.transfer.task import build_task
     task = build_task(args.task)
+    store = FeatureStore(args.out or os.path.join("work_dirs", "features", args.task))
+    _init_distributed(args.launcher)
+    with writer_lock(store.root):  # held until this run ends; a second writer is refused
+        return _extract_locked(args, task, store)
+
+
+def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore) -> int:
+    """The work of :func:`extract`, done while this run is the store's only writer."""
     data = task.scan(args.data_root)
     if len(data) == 0:
         raise ValueError(f"task '{args.task}' found no images under '{args.data_root}'")
     scales = [int(q) for q in (args.scales or task.default_scales)]
     aggregate = args.aggregate or task.default_aggregate
-    _init_distributed(args.launcher)
     device = args.device or _default_device(args.launcher)
 
     pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))
@@ -189,7 +197,6 @@ def extract(args: argparse.Namespace) -> int:
                              "the combination L2-normalised again"}
     index = {"ids": list(data.ids), "subsets": list(data.subsets), "classes": list(data.classes),
              "paths": [os.path.relpath(p, args.data_root) if p else "" for p in data.paths]}
-    store = FeatureStore(args.out or os.path.join("work_dirs", "features", args.task))
     _open_store(store, settings, index, labels, info)
     if store.complete:
         print(f"feature store '{store.root}' is already complete ({len(data)} images); "

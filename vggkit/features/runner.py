@@ -3,17 +3,20 @@
 Shard ``i`` covers a fixed image range and belongs to rank ``i % world_size``;
 shards already on disk are skipped, so rerunning the same command after a kill
 resumes. While the nets work on one shard a background thread decodes and
-rescales the next (PIL releases the GIL).
+rescales the next (PIL releases the GIL). One run writes a store at a time:
+:func:`writer_lock` (rank 0 holds ``DIR/.lock``, see :mod:`vggkit.features.lock`).
 """
 from __future__ import annotations
 
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 from tqdm import tqdm
 
 from vggkit.features.engine import FeatureExtractor, Prepared
+from vggkit.features.lock import StoreLock
 from vggkit.features.store import FeatureStore
 
 BAD_IMAGE_MODES = ("strict", "skip")
@@ -56,6 +59,46 @@ def _barrier() -> None:
         dist.barrier()
 
 
+def share_outcome(error: BaseException | None) -> None:
+    """Raise rank 0's ``error`` on every rank (None: rank 0 succeeded).
+
+    Every rank must call it, so that a failure of rank 0 stops all ranks
+    instead of leaving them waiting for it at the next collective.
+    """
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        box: list[BaseException | None] = [error]
+        dist.broadcast_object_list(box, src=0)
+        error = box[0]
+    if error is not None:
+        raise error
+
+
+@contextmanager
+def writer_lock(root: str) -> Iterator[StoreLock | None]:
+    """Hold the store's single-writer lock (:class:`StoreLock`) for the block.
+
+    Only rank 0 locks: the ranks of one distributed run share the store by
+    design. A refusal (:class:`~vggkit.features.lock.StoreLockedError`) is
+    raised on every rank at once, before any work. Yields rank 0's lock
+    (None on the other ranks).
+    """
+    rank, _ = _distributed()
+    lock = StoreLock(root) if rank == 0 else None
+    error: BaseException | None = None
+    if lock is not None:
+        try:
+            lock.acquire()
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank
+            error = exc
+    share_outcome(error)
+    try:
+        yield lock
+    finally:
+        if lock is not None:
+            lock.release()
+
+
 def run_extraction(extractor: FeatureExtractor, paths: Sequence[str], store: FeatureStore, *,
                    bad_images: str = "strict", keep_shards: bool = False,
                    on_shard: Callable[[int], None] | None = None,
@@ -65,7 +108,8 @@ def run_extraction(extractor: FeatureExtractor, paths: Sequence[str], store: Fea
     Args:
         extractor: the nets and descriptor settings.
         paths: image files in the store's image order.
-        store: an opened :class:`FeatureStore` (its manifest fixes the shards).
+        store: an opened :class:`FeatureStore` (its manifest fixes the shards);
+            hold :func:`writer_lock` of it around opening and running.
         bad_images: 'strict' raises on an unreadable file; 'skip' stores a zero row.
         keep_shards: keep ``shards/`` after assembling.
         on_shard: called with each shard index once written (tests use it to

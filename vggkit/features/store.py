@@ -6,12 +6,18 @@ Layout of a store directory::
     labels.npy           (N,) int64 class indices or (N, C) int8 in {1, -1, 0}
     features.npy         N x D float32, rows in the task's image order (when complete)
     shards/shard-00000.npz   while running: rows [i*shard_size, (i+1)*shard_size)
+    .lock                while running: the writer's OS lock, its PID, host, start
+                         (vggkit.features.lock; not data, never read by load_features;
+                         a killed run leaves it, unlocked, for the next run to take)
 
 Every file is written to a temporary name in the same directory and moved into
 place with ``os.replace``, so a killed run leaves only whole files. Shards
 cover fixed image ranges, hence a resumed run recomputes exactly the missing
 ranges with the same batches and its ``features.npy`` is byte-identical to
 that of an uninterrupted run. Shard ``i`` belongs to rank ``i % world_size``.
+One run writes a store at a time: a second writer is refused at once while
+the first holds ``.lock`` (:func:`vggkit.features.runner.writer_lock`);
+reading needs no lock.
 
 Load a finished store in one call::
 
@@ -179,6 +185,9 @@ class FeatureStore:
     def open(self, settings: dict[str, Any], index: dict[str, Any], labels: np.ndarray,
              info: dict[str, Any] | None = None) -> dict[str, Any]:
         """Create the store, or check that an existing one has the same ``settings``.
+
+        Hold the store's writer lock (:func:`vggkit.features.runner.writer_lock`)
+        around this and the extraction, or two runs may both pass the check.
 
         Args:
             settings: everything that determines the descriptors' bytes; a store

@@ -9,9 +9,10 @@ turns a vggkit checkpoint back into the other library's layout, exactly.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
+from vggkit.command import check_output_file, run_command
+from vggkit.checkpoint import HASH_FORMAT_KEY, HASH_KEY
 from vggkit.models.converters import ConversionError, WeightConverter
 from vggkit.models.io import read_checkpoint, save_checkpoint
 
@@ -32,7 +33,11 @@ def get_converter(name: str, **kwargs: Any) -> WeightConverter:
 
 def import_weights(src: str, path: str, out: str, arch: str | None = None,
                    to_rgb: bool = False) -> dict[str, Any]:
-    """Convert ``path`` (``src`` layout) to a vggkit checkpoint ``out``; returns meta."""
+    """Convert ``path`` (``src`` layout) to a vggkit checkpoint ``out``; returns meta.
+
+    The checkpoint records ``path``'s sha256 (``meta['source_sha256']``) and
+    the sha256 of each converted tensor (``meta['state_dict_sha256']``).
+    """
     converter = get_converter(src, **({"to_rgb": True} if to_rgb else {}))
     state_dict, meta = converter.convert_with_meta(path, arch)
     save_checkpoint(out, state_dict, meta)
@@ -49,7 +54,9 @@ def export_weights(dst: str, path: str, out: str) -> dict[str, Any]:
     model = _model_for(state_dict, arch)
     converter = get_converter(dst)
     theirs = converter.export(state_dict, model)
-    converter.write(theirs, out, {**meta, "conv_names": list(model.conv_names)})
+    # our content hash names our keys: it would not describe the exported file
+    kept = {k: v for k, v in meta.items() if k not in (HASH_KEY, HASH_FORMAT_KEY)}
+    converter.write(theirs, out, {**kept, "conv_names": list(model.conv_names)})
     return meta
 
 
@@ -75,20 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        if args.src:
-            if args.to_rgb and args.src != "caffe":
-                raise ConversionError("--to-rgb applies to --src caffe only")
-            meta = import_weights(args.src, args.input, args.output, args.arch, args.to_rgb)
-            print(f"converted {args.src} weights '{args.input}' -> '{args.output}': "
-                  f"arch {meta['arch']}, batch_norm {meta['batch_norm']}, "
-                  f"{meta['num_classes']} classes, preprocess {meta['preprocess']}")
-        else:
-            meta = export_weights(args.dst, args.input, args.output)
-            print(f"exported '{args.input}' (arch {meta.get('arch')}) -> {args.dst} "
-                  f"'{args.output}'")
-    except (ConversionError, FileNotFoundError, ValueError) as exc:
-        print(f"vggkit convert: error: {exc}", file=sys.stderr)
-        return 2
+    return run_command("vggkit convert", build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_output_file(args.output, "OUTPUT")
+    if args.src:
+        if args.to_rgb and args.src != "caffe":
+            raise ConversionError("--to-rgb applies to --src caffe only")
+        meta = import_weights(args.src, args.input, args.output, args.arch, args.to_rgb)
+        print(f"converted {args.src} weights '{args.input}' -> '{args.output}': "
+              f"arch {meta['arch']}, batch_norm {meta['batch_norm']}, "
+              f"{meta['num_classes']} classes, preprocess {meta['preprocess']}")
+    else:
+        meta = export_weights(args.dst, args.input, args.output)
+        print(f"exported '{args.input}' (arch {meta.get('arch')}) -> {args.dst} "
+              f"'{args.output}'")
     return 0

@@ -14,11 +14,19 @@ Layouts:
 * mmpretrain ``VGG`` backbone: ``backbone.features.{j}.conv`` / ``.bn`` where j
   counts ConvModules and pools, ``backbone.classifier.{0,3,6}`` Linear.
 * Caffe: see :mod:`vggkit.models.caffe`.
+
+Integrity: an imported checkpoint records the sha256 of the file it was
+converted from (``meta['source_file']``, ``meta['source_sha256']``; compare
+with the publisher's checksum) and, like every checkpoint vggkit writes, the
+sha256 of each of its tensors (:func:`vggkit.models.io.save_checkpoint`).
+Exported files are in the other library's layout, which has no place for
+(and no reader of) vggkit's content hash, so they carry none; a bare state
+dict of torchvision or timm has no meta at all.
 """
 from __future__ import annotations
 
 import abc
-
+import hashlib
 import math
 import os
 from typing import Any, ClassVar, Mapping
@@ -42,10 +50,10 @@ def load_state_dict_file(path: str) -> dict[str, Tensor]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"weights file '{path}' does not exist")
     if path.endswith(".safetensors"):
-        from safetensors.torch import load_file
-        return dict(load_file(path))
-    from vggkit.checkpoint import torch_load
-    obj = torch_load(path)
+        return _load_safetensors(path)
+    from vggkit.checkpoint import load_verified
+    # published weights record no content hash: the converted file records the source's sha256
+    obj = load_verified(path, notice=False)
     for key in ("state_dict", "model", "state_dict_ema"):  # mmpretrain, timm train ckpts
         if isinstance(obj, Mapping) and isinstance(obj.get(key), Mapping):
             obj = obj[key]
@@ -53,6 +61,25 @@ def load_state_dict_file(path: str) -> dict[str, Tensor]:
     if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise ConversionError(f"'{path}' holds no state_dict of tensors (got {type(obj).__name__})")
     return dict(obj)
+
+
+def _load_safetensors(path: str) -> dict[str, Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from vggkit.checkpoint import CheckpointError
+    try:
+        return dict(load_file(path))
+    except SafetensorError as exc:
+        raise CheckpointError(f"weights file '{path}' is not a readable safetensors file ({exc}); "
+                              "replace it with an intact copy") from exc
+
+
+def source_record(path: str) -> dict[str, str]:
+    """``{'source_file', 'source_sha256'}`` of the file weights are converted from."""
+    with open(path, "rb") as f:
+        digest = hashlib.file_digest(f, "sha256").hexdigest()
+    return {"source_file": os.path.basename(path), "source_sha256": digest}
 
 
 class WeightConverter(abc.ABC):
@@ -117,12 +144,17 @@ class WeightConverter(abc.ABC):
 
     def convert_with_meta(self, src: str | Mapping[str, Tensor], arch: str | None = None
                           ) -> tuple[dict[str, Tensor], dict[str, Any]]:
-        """Their weights -> ``(our state dict, meta)`` (meta per the checkpoint format)."""
+        """Their weights -> ``(our state dict, meta)`` (meta per the checkpoint format).
+
+        From a file, meta records its name and sha256 (:func:`source_record`).
+        """
         theirs = self.read(src) if isinstance(src, str) else dict(src)
         model, table, config = self.fit(theirs, arch)
         own = model.state_dict()
         ours = {o: theirs[t].reshape(own[o].shape).clone() for o, t, _ in table}
         meta = {**config, "source": self.name, "preprocess": dict(self.preprocess)}
+        if isinstance(src, str):
+            meta.update(source_record(src))
         return ours, meta
 
     def export(self, ours: Mapping[str, Tensor], model: VGG | None = None,

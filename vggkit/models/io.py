@@ -1,7 +1,9 @@
 """Reading, loading and writing VGG checkpoints (ours and converted ones), safely.
 
-Everything goes through :func:`vggkit.checkpoint.torch_load`
-(``weights_only=True``): a checkpoint never runs code.
+Everything goes through :func:`vggkit.checkpoint.load_verified`
+(``weights_only=True``): a checkpoint never runs code, a damaged file is one
+error naming it, and the per-tensor sha256 that :func:`save_checkpoint`
+records in ``meta['state_dict_sha256']`` is checked on every read.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from typing import Any, Mapping
 
 from torch import Tensor, nn
 
-from vggkit.checkpoint import torch_load
+from vggkit.checkpoint import CheckpointError, load_verified, with_content_hash
 from vggkit.fileio import atomic_torch_save
 from vggkit.models.preprocess import DEFAULT_PREPROCESS
 
@@ -32,14 +34,18 @@ def read_checkpoint(path: str) -> tuple[dict[str, Tensor], dict[str, Any]]:
     """``(state_dict, meta)`` of a vggkit, mmengine runner or converted checkpoint.
 
     A bare state_dict (a mapping of tensors) is accepted with empty meta.
+
+    Raises:
+        CheckpointError: the file is damaged (a tensor differs from its
+            recorded sha256, ...), holds code, or holds no state_dict.
     """
-    obj = torch_load(path)
+    obj = load_verified(path)
     if isinstance(obj, Mapping) and isinstance(obj.get("state_dict"), Mapping):
         state_dict, meta = obj["state_dict"], dict(obj.get("meta") or {})
     elif isinstance(obj, Mapping) and obj and all(isinstance(v, Tensor) for v in obj.values()):
         state_dict, meta = obj, {}
     else:
-        raise ValueError(f"checkpoint '{path}' holds neither {{'state_dict': ...}} nor a "
+        raise CheckpointError(f"checkpoint '{path}' holds neither {{'state_dict': ...}} nor a "
                          f"state_dict of tensors (got {type(obj).__name__}); is it a vggkit "
                          "checkpoint? Convert published weights with tools/convert_weights.py")
     return _strip(state_dict), meta
@@ -105,6 +111,7 @@ def load_checkpoint(model: nn.Module, path: str, strict: bool = True) -> dict[st
 
     Raises:
         ValueError: naming the file and the shapes when arch or classes differ.
+        CheckpointError: (a ValueError) the file is damaged or holds no weights.
     """
     net = getattr(model, "vgg", model) if not hasattr(model, "features") else model
     state_dict, meta = read_checkpoint(path)
@@ -115,5 +122,11 @@ def load_checkpoint(model: nn.Module, path: str, strict: bool = True) -> dict[st
 
 
 def save_checkpoint(path: str, state_dict: Mapping[str, Tensor], meta: Mapping[str, Any]) -> None:
-    """Write ``{'state_dict', 'meta'}`` atomically (temp file in the same directory)."""
-    atomic_torch_save(path, {"state_dict": dict(state_dict), "meta": dict(meta)})
+    """Write ``{'state_dict', 'meta'}`` atomically (temp file in the same directory).
+
+    ``meta['state_dict_sha256']`` gets the content hash of ``state_dict`` as
+    written (any hash already in ``meta`` is replaced), which every read checks.
+    """
+    state_dict = dict(state_dict)
+    atomic_torch_save(path, {"state_dict": state_dict,
+                             "meta": with_content_hash(meta, state_dict)})

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from vggkit.command import check_output_file, positive_int, run_command
+from vggkit.errors import UserError
 from vggkit.fileio import atomic_savefig, atomic_write_json
 from vggkit.transfer.svm import DEFAULT_C_GRID, train_with_selection
 from vggkit.transfer.task import TaskData, TransferTask, build_task
@@ -142,7 +144,7 @@ def parse_options(items: list[str]) -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"--task-option expects KEY=VALUE, got '{item}'")
+            raise UserError(f"--task-option expects KEY=VALUE, got '{item}'")
         try:
             options[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
@@ -151,20 +153,20 @@ def parse_options(items: list[str]) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="svm_transfer", description="One-vs-rest linear-SVM transfer on a "
+    p = argparse.ArgumentParser(prog="vggkit transfer", description="One-vs-rest linear-SVM transfer on a "
                                 "feature store (the paper's Appendix B): C chosen per split by k-fold "
                                 "selection on the training images (20% held out per fold).")
     p.add_argument("--features", required=True, help="feature store directory (tools/extract_features.py --out)")
     p.add_argument("--task", default=None, help="transfer task name (default: the task recorded in the store)")
     p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
                    help="task constructor option, e.g. n_train=10 for imagefolder (repeatable)")
-    p.add_argument("--splits", type=int, default=None, help="number of random splits (default: the protocol's)")
+    p.add_argument("--splits", type=positive_int, default=None, help="number of random splits (default: the protocol's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first split (split k uses seed+k)")
     p.add_argument("--out", default=None, help="results JSON (default: <features>/svm_results.json)")
     p.add_argument("--C-grid", type=float, nargs="+", default=list(DEFAULT_C_GRID),
                    help="C values tried on each fold of each split's training images (default: "
                         "10^-3 .. 10^3 in half decades)")
-    p.add_argument("--folds", type=int, default=5,
+    p.add_argument("--folds", type=positive_int, default=5,
                    help="stratified folds of each split's training images that C is chosen on; every "
                         "image is held out once, so 5 = the paper's 20%% held out, repeated 5 times "
                         "(1: a single 20%% held out)")
@@ -178,13 +180,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    return run_command("vggkit transfer", build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
     from vggkit.features.store import load_features
+    check_output_file(args.out, "--out")
+    check_output_file(args.plot, "--plot")
+    options = parse_options(args.task_option)
     fs = load_features(args.features)
     name = args.task or fs.meta.get("task")
     if not name:
-        raise SystemExit("the feature store records no task; pass --task NAME")
-    task = build_task(name, **parse_options(args.task_option))
+        raise UserError(f"the feature store '{args.features}' records no task; pass --task NAME")
+    task = build_task(name, **options)
     data = TaskData.from_features(fs)
     out = args.out or os.path.join(args.features, "svm_results.json")
     base = os.path.splitext(out)[0]

@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from vggkit.data.filelist import IMG_EXTENSIONS
+from vggkit.errors import UserError
 
 #: label values of a multi-label task (the VOC devkit's convention)
 POSITIVE, NEGATIVE, DIFFICULT = 1, -1, 0
@@ -38,7 +39,7 @@ class TaskLayoutError(FileNotFoundError):
     """The data root does not have the layout the task expects."""
 
 
-class ProtocolError(ValueError):
+class ProtocolError(UserError, ValueError):
     """The data cannot satisfy the protocol (e.g. too few images in a class)."""
 
 
@@ -185,7 +186,21 @@ def build_task(name: str | dict | TransferTask, **kwargs: Any) -> TransferTask:
         known = ", ".join(TRANSFER_TASKS.known_names()) or "none"
         raise KeyError(f"unknown transfer task '{task_type}'; known tasks: {known} "
                        "(install a task plugin, e.g. `pip install -e plugins/vggkit-caltech`)")
+    _check_options(task_type, cls, cfg)
     return cls(**cfg)
+
+
+def _check_options(name: str, cls: type, options: dict[str, Any]) -> None:
+    """Name an option the task's constructor does not take, with the ones it does."""
+    import inspect
+    params = inspect.signature(cls).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    accepted = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    unknown = [k for k in options if k not in accepted]
+    if unknown:
+        raise UserError(f"transfer task '{name}' has no option {', '.join(map(repr, unknown))}; "
+                        f"its options are: {', '.join(accepted) or 'none'}")
 
 
 def check_min_per_class(counts: Sequence[int], classes: Sequence[str], need: int,

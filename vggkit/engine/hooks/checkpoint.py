@@ -7,7 +7,11 @@
   of VGG-16 is hours), kept rolling, which :class:`ResumeHook` continues
   from exactly where they stopped;
 * ``meta['preprocess']`` and ``meta['train_scale']`` (the contract with
-  evaluation: which mean to subtract and which test scales Q the paper uses).
+  evaluation: which mean to subtract and which test scales Q the paper uses);
+* ``meta['state_dict_sha256']``, the content hash of the saved weights
+  (:mod:`vggkit.checkpoint`), checked whenever the file is read again --
+  including by ``--resume`` and ``load_from``: importing this module makes
+  mmengine's runner load local checkpoints through vggkit's checked loader.
 """
 from __future__ import annotations
 
@@ -19,11 +23,15 @@ from typing import Any, Optional
 from mmengine.hooks import CheckpointHook
 from mmengine.dist import is_main_process
 
+from vggkit.checkpoint import register_mmengine_loader, with_content_hash
 from vggkit.engine.atomic import BACKEND_NAME
 from vggkit.fileio import atomic_write_text
 from vggkit.engine.scales import checkpoint_train_scale
 
 ITER_TMPL = "iter_{}.pth"
+
+# every runner with this hook resumes through the checked loader (one error per bad file)
+register_mmengine_loader()
 
 
 def preprocess_record(cfg: Any) -> dict:
@@ -77,6 +85,9 @@ class VGGCheckpointHook(CheckpointHook):
         scale = checkpoint_train_scale(runner.cfg)
         if scale is not None:
             meta["train_scale"] = scale
+        # hashed last: this hook's VERY_LOW priority runs it after the hooks that may
+        # still change the saved weights (an EMA hook swaps its averages in, ...)
+        meta.update(with_content_hash({}, checkpoint["state_dict"]))
 
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: Any = None) -> None:

@@ -6,9 +6,15 @@ from typing import Any
 
 from mmengine.hooks import Hook
 
+from vggkit.errors import UserError
+
+
+class TrainingDivergedError(UserError, FloatingPointError):
+    """The training loss became NaN or infinite: the fix is in the recipe, not the code."""
+
 
 class NonFiniteLossHook(Hook):
-    """Raises ``FloatingPointError`` when the training loss becomes NaN or infinite."""
+    """Raises :class:`TrainingDivergedError` when the training loss becomes NaN or infinite."""
 
     priority = "HIGH"
 
@@ -17,7 +23,7 @@ class NonFiniteLossHook(Hook):
         loss = (outputs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
             lr = runner.optim_wrapper.get_lr()
-            raise FloatingPointError(
+            raise TrainingDivergedError(
                 f"training loss is {float(loss)} at epoch {runner.epoch + 1}, iteration "
                 f"{runner.iter + 1} (lr {lr}): the run diverged. Lower the learning rate "
                 "(--cfg-options optim_wrapper.optimizer.lr=...) or the init scale "

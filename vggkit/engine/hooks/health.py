@@ -24,10 +24,12 @@ from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from torch import Tensor
 
+from vggkit.errors import UserError
+
 MIN_LOSS_WINDOW = 100  # iterations: the default window when an epoch is shorter
 
 
-class TrainingCollapseError(RuntimeError):
+class TrainingCollapseError(UserError, RuntimeError):
     """A health check failed and the hook is strict (``vggkit train --strict-health``)."""
 
 
@@ -323,6 +325,6 @@ class TrainingHealthHook(Hook):
         batch = f" for {self._images_per_step} images per step" if self._images_per_step else ""
         return (f"Usual causes: a learning rate too high for the batch, or not scaled with it "
                 f"({lr}{batch}; try 10x lower: --cfg-options optim_wrapper.optimizer.lr=...), "
-                f"or one too small to leave a flat start (the paper's N(0, 0.01^2) init on a "
+                f"or one too small to leave a flat start (N(0, 0.01^2), the Caffe reading of the paper's init, on a "
                 f"short run); {init}; {scale}; {dead}. Per-layer statistics: --layer-stats N "
                 f"(docs/training_collapse.md).")

@@ -1,0 +1,84 @@
+"""How every vggkit command runs: parse, run, report bad input as one line.
+
+Each command module defines ``build_parser()`` and a body ``run(args)`` and
+its ``main(argv)`` is ``run_command(PROG, build_parser(), run, argv)``. A
+user error (:func:`vggkit.errors.user_error`) prints ``PROG: error:
+MESSAGE`` on one line and returns 2, the status argparse gives a bad
+argument; ``--debug`` (or ``VGGKIT_DEBUG=1``) shows the traceback instead.
+Numeric arguments are checked by argparse itself through the types below,
+so ``--threads -2`` is refused before any work starts.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Callable, Optional, Sequence
+
+from vggkit.errors import UserError, report, user_error
+
+
+def add_debug_flag(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give a command's parser ``--debug`` (once)."""
+    if not any(a.dest == "debug" for a in parser._actions):  # noqa: SLF001 - no public lookup
+        parser.add_argument("--debug", action="store_true",
+                            help="show the full traceback of an error instead of one line "
+                                 "(also VGGKIT_DEBUG=1)")
+    return parser
+
+
+def debugging(args: Optional[argparse.Namespace] = None) -> bool:
+    """``--debug`` was given or ``VGGKIT_DEBUG`` is set to anything but 0."""
+    return bool(getattr(args, "debug", False)) or os.environ.get("VGGKIT_DEBUG", "0") not in ("", "0")
+
+
+def run_command(prog: str, parser: argparse.ArgumentParser,
+                body: Callable[[argparse.Namespace], Optional[int]],
+                argv: Optional[Sequence[str]] = None) -> int:
+    """Parse ``argv`` with ``parser`` and return ``body(args)``'s exit status.
+
+    A user error becomes one line on stderr and status 2; any other exception
+    (a bug) propagates with its traceback.
+    """
+    args = add_debug_flag(parser).parse_args(argv)
+    try:
+        return int(body(args) or 0)
+    except Exception as exc:  # noqa: BLE001 - classified below, bugs re-raised
+        found = None if debugging(args) else user_error(exc)
+        if found is None:
+            raise
+        return report(prog, found)
+
+
+def _integer(text: str, minimum: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not an integer") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} is not {what}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _integer(text, 1, "a positive integer (>= 1)")
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _integer(text, 0, "a non-negative integer (>= 0)")
+
+
+def check_output_file(path: Optional[str], option: str) -> None:
+    """Refuse an output file whose directory does not exist, as ``cp`` does.
+
+    Output *directories* (work dirs, feature stores) are created with their
+    parents; an output *file* in a missing directory is more often a typo
+    than a wish, and creating it silently put files in unexpected places.
+    """
+    if not path:
+        return
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise UserError(f"{option} '{path}': directory '{parent}' does not exist; create it "
+                        "first or choose another path")
