@@ -42,7 +42,7 @@ def build_models() -> tuple[torch.nn.Module, torch.nn.Module, dict]:
     """timm's VGG-16 (random init) and vggkit's VGG-16 holding the same weights."""
     import timm
     from vggkit.models import build_vgg
-    from vggkit.models.convert import get_converter
+    from vggkit.models.converters import get_converter
     torch.manual_seed(0)
     theirs = timm.create_model("vgg16", pretrained=False).eval()
     ours_sd, meta = get_converter("timm").convert_with_meta(theirs.state_dict(), "D")

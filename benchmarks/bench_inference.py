@@ -30,7 +30,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import machine_line, medians, time_alternating, write_fragment  # noqa: E402
 
 from vggkit.models import build_vgg  # noqa: E402
-from vggkit.models.convert import get_converter  # noqa: E402
+from vggkit.models.converters import get_converter  # noqa: E402
 from vggkit.models.runtime import available_backends, compile_for_inference  # noqa: E402
 
 GMACS_VGG16 = 15.47  # multiply-adds per 224 image (vggkit describe vgg16)

@@ -1,23 +1,24 @@
-"""Shared fixtures: plugins installed for real on sys.path, and isolation of the
-process-wide plugin manager between tests."""
+"""Shared fixtures: plugins installed for real on sys.path, isolation of the
+process-wide plugin manager between tests, tiny nets and data for the feature tests.
+Plain helpers (no fixtures) are in helpers.py."""
 from __future__ import annotations
 
-import importlib
 import os
-import sys
-import textwrap
-from pathlib import Path
-from typing import Callable
 
-import pytest
-
-# Tests share a 2-core machine: keep torch from oversubscribing it.
+# Tests share a 2-core machine: keep torch from oversubscribing it (set before torch loads).
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+import importlib  # noqa: E402
+import sys  # noqa: E402
+import textwrap  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Callable  # noqa: E402
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: trains on real data for a minute or more "
-                            "(`make test` runs them; -m 'not slow' skips them)")
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from helpers import FOLDER_CLASSES, FolderTaskPlugin, small_jpeg  # noqa: E402
 
 
 def write_distribution(root: Path, dist: str, entry_points: dict[str, str],
@@ -62,3 +63,53 @@ def site(tmp_path, monkeypatch) -> Callable[..., Path]:
             del sys.modules[name]
     from vggkit.plugins import reload_plugins
     reload_plugins()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    # tiny convs on a shared 2-core machine: threads only contend
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def folder_task():
+    """FolderTask registered for a module (``pytestmark = usefixtures('folder_task')``)."""
+    from vggkit.plugins import register_plugin, reload_plugins
+    register_plugin(FolderTaskPlugin(), "features_tests")
+    yield
+    reload_plugins()
+
+
+@pytest.fixture(scope="module")
+def feature_setup(tmp_path_factory) -> dict:
+    """Two tiny nets d (fc 64) and e (fc 32) with configs, and a 2-class JPEG folder."""
+    root = tmp_path_factory.mktemp("feat")
+    data = root / "data"
+    sizes = [(48, 40), (40, 56), (48, 40), (44, 44), (40, 56)]
+    for c, cls in enumerate(FOLDER_CLASSES):
+        (data / cls).mkdir(parents=True)
+        for i, (w, h) in enumerate(sizes):
+            small_jpeg(data / cls / f"img_{i}.jpg", w, h, 10 * c + i)
+    # the mirror of cat/img_0, decoded and re-saved losslessly
+    Image.open(data / "cat" / "img_0.jpg").transpose(Image.FLIP_LEFT_RIGHT).save(
+        data / "cat" / "img_9_mirror.png")
+    from vggkit.models import build_vgg
+    out = {"root": root, "data": data, "n": 2 * len(sizes) + 1}
+    for name, fc in (("d", 64), ("e", 32)):
+        torch.manual_seed(len(name) + fc)
+        model = build_vgg("A", num_classes=3, width_mult=1 / 16, fc_width=fc, input_size=32,
+                          init="glorot")
+        cfg = root / f"tiny_{name}.py"
+        classes = 3 if name == "d" else None  # None: taken from the checkpoint
+        cfg.write_text("model = dict(type='VGGClassifier', vgg=dict(arch='A', "
+                       f"num_classes={classes}, "
+                       f"width_mult=1 / 16, fc_width={fc}, input_size=32))\n")
+        ckpt = root / f"tiny_{name}.pth"
+        torch.save({"state_dict": {f"vgg.{k}": v for k, v in model.state_dict().items()},
+                    "meta": {"preprocess": {"mean": [110.0, 120.0, 100.0], "std": [1, 1, 1],
+                                            "bgr": False}}}, ckpt)
+        out[name] = [str(cfg), str(ckpt)]
+    return out

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import vggkit
-from test_engine_utils import REPO, make_split_folder
+from helpers import REPO, make_split_folder
 from vggkit.checkpoint import (HASH_KEY, CheckpointError, UnsafeCheckpointError,
                                UnverifiedCheckpointWarning, torch_load)
 from vggkit.models import build_vgg, read_checkpoint, save_checkpoint
@@ -212,7 +212,7 @@ def test_foreign_file_without_hash_loads_and_says_so_once(tmp_path):
 
 def test_converted_weights_record_the_source_files_sha256(tmp_path):
     from vggkit.models.converters import TorchvisionConverter
-    from vggkit.models.convert import import_weights
+    from vggkit.models.converters import import_weights
     net = _random_net()
     theirs = TorchvisionConverter().export(net.state_dict(), net)
     src = tmp_path / "vgg11-tiny.pth"
@@ -226,7 +226,7 @@ def test_converted_weights_record_the_source_files_sha256(tmp_path):
 
 
 def test_converted_caffe_weights_record_the_caffemodels_sha256(tmp_path):
-    from vggkit.models.convert import export_weights, import_weights
+    from vggkit.models.converters import export_weights, import_weights
     mine = tmp_path / "mine.pth"
     save_checkpoint(str(mine), _random_net().state_dict(), {"arch": "A", "batch_norm": False})
     caffemodel = tmp_path / "tiny.caffemodel"
@@ -260,14 +260,14 @@ def eval_config(tmp_path_factory, images) -> str:
 
 
 def _test_tool(config: str, checkpoint: Path, data_root: Path | None = None) -> int:
-    from vggkit.evaluation.test_tool import main
+    from vggkit.commands.test import main
     extra = ["--data-root", str(data_root)] if data_root else []
     return main([config, str(checkpoint), "--scales", "32", "--workers", "0", "--no-progress",
                  *extra])
 
 
 def _extract_tool(config: str, checkpoint: Path, images: Path, out: Path) -> int:
-    from vggkit.features.extract_tool import main
+    from vggkit.commands.extract import main
     return main([config, str(checkpoint), "--task", "imagefolder", "--data-root", str(images),
                  "--scales", "32", "--out", str(out), "--no-progress"])
 
@@ -290,7 +290,7 @@ def test_test_and_extract_tools_name_a_damaged_checkpoint(good, tmp_path, images
 
 
 def _train(images: Path, work: Path, *extra: str) -> int:
-    from vggkit.engine.train import main
+    from vggkit.commands.train import main
     return main([TINY, "--data-root", str(images), "--work-dir", str(work), "--seed", "0",
                  "--cfg-options", "lr_scaling=none", "default_hooks.logger.interval=1", *extra])
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from helpers import write_store
-from test_engine_utils import REPO, make_split_folder, run_train
+from helpers import REPO, make_split_folder, run_train
 from vggkit.cli import SUBCOMMANDS
 from vggkit.features.store import StoreError
-from vggkit.transfer import svm_tool
+from vggkit.commands import transfer as svm_tool
 
 TINY = str(REPO / "configs" / "tiny" / "vgg_a_tiny.py")
 
@@ -95,7 +95,7 @@ def test_every_command_has_debug(command, capsys):
 
 
 def test_extract_threads_must_be_positive(capsys):
-    from vggkit.features.extract_tool import main
+    from vggkit.commands.extract import main
     with pytest.raises(SystemExit) as exit_:
         main(["cfg.py", "ckpt.pth", "--task", "imagefolder", "--data-root", ".", "--threads", "-2"])
     assert exit_.value.code == 2
@@ -103,13 +103,13 @@ def test_extract_threads_must_be_positive(capsys):
 
 
 def test_extract_odd_pairs_is_one_line(capsys):
-    from vggkit.features.extract_tool import main
+    from vggkit.commands.extract import main
     assert main(["cfg.py", "--task", "imagefolder", "--data-root", "."]) == 2
     assert "expected CONFIG CKPT pairs" in one_error_line(capsys, "vggkit extract")
 
 
 def test_test_tool_refuses_an_output_file_in_a_missing_directory(tmp_path, capsys):
-    from vggkit.evaluation.test_tool import main
+    from vggkit.commands.test import main
     target = tmp_path / "missing" / "deeper" / "res.json"
     assert main([TINY, "ckpt.pth", "--out", str(target)]) == 2
     line = one_error_line(capsys, "vggkit test")
@@ -118,7 +118,7 @@ def test_test_tool_refuses_an_output_file_in_a_missing_directory(tmp_path, capsy
 
 
 def test_train_on_class_folders_without_images(tmp_path, capsys):
-    from vggkit.engine.train import main
+    from vggkit.commands.train import main
     for split in ("train", "val"):
         for cls in ("a", "b"):
             (tmp_path / "data" / split / cls).mkdir(parents=True)
@@ -134,7 +134,7 @@ def test_train_on_class_folders_without_images(tmp_path, capsys):
     ("train_cfg.val_interval=0", "train_cfg.val_interval=0 must be an integer >= 1"),
 ])
 def test_train_schedule_lengths_must_be_positive(tmp_path, capsys, option, message):
-    from vggkit.engine.train import main
+    from vggkit.commands.train import main
     data = make_split_folder(tmp_path / "data", train=2, val=1)
     assert main([TINY, "--data-root", str(data), "--cfg-options", option]) == 2
     assert message in one_error_line(capsys, "vggkit train")

@@ -18,15 +18,8 @@ from PIL import Image
 
 from vggkit.data import bad_images
 from vggkit.data.datasets import ImageFolder
+from helpers import unsupported_dds
 from vggkit.data.io import BadImageError, find_bad_image, image_size, read_image
-
-
-def unsupported_dds(fourcc: bytes = b"XXXX") -> bytes:
-    """A 4x4 DDS whose FourCC Pillow opens but cannot decode (NotImplementedError)."""
-    header = struct.pack("<4sIIIIIII", b"DDS ", 124, 0x1007, 4, 4, 0, 0, 0) + bytes(44)
-    pixel_format = struct.pack("<II4sIIIII", 32, 0x4, fourcc, 0, 0, 0, 0, 0)  # DDPF_FOURCC
-    caps = struct.pack("<IIIII", 0x1000, 0, 0, 0, 0)
-    return header + pixel_format + caps + bytes(64)
 
 
 def _encoded(img: Image.Image, fmt: str, **kw) -> bytes:

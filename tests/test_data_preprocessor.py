@@ -11,7 +11,7 @@ from PIL import Image
 
 from vggkit.data.lighting import PCALighting
 from vggkit.data.preprocessor import VGGDataPreprocessor
-from vggkit.data.stats import main as stats_main
+from vggkit.commands.stats import main as stats_main
 from vggkit.data.stats_file import load_stats
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import textwrap
 
-from test_engine_utils import REPO, env, make_image_folder
+from helpers import REPO, env, make_image_folder
 
 from vggkit.checkpoint import torch_load
 
@@ -18,6 +18,7 @@ RECORDER = textwrap.dedent("""
     from vggkit.hookspecs import hookimpl
     from vggkit.plugins import register_plugin
     from vggkit.engine import train
+    from vggkit.commands.train import parse_args
 
     class RecordSamples(Hook):
         def before_train_iter(self, runner, batch_idx, data_batch=None):
@@ -33,7 +34,7 @@ RECORDER = textwrap.dedent("""
             register(RecordSamples)
 
     register_plugin(Plugin(), 'recorder')
-    cfg = train.load_config(train.parse_args(sys.argv[1:]))
+    cfg = train.load_config(parse_args(sys.argv[1:]))
     cfg.custom_hooks.append(dict(type='RecordSamples'))
     train.build_runner(cfg).train()
 """)

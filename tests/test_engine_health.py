@@ -13,10 +13,11 @@ from mmengine.config import Config
 from mmengine.structures import BaseDataElement
 from PIL import Image
 
-from test_engine_utils import REPO, make_image_folder, run_train
+from helpers import REPO, make_image_folder, run_train
 
 from vggkit.engine.classifier import VGGClassifier
-from vggkit.engine.train import load_config, parse_args
+from vggkit.commands.train import parse_args
+from vggkit.engine.train import load_config
 from vggkit.engine.hooks.health import (TrainingCollapseError, TrainingHealthHook,
                                         constant_features, constant_predictions, feature_stats,
                                         loss_plateau)

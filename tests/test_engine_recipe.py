@@ -7,10 +7,11 @@ import math
 
 import pytest
 
-from test_engine_utils import REPO, make_image_folder, run_train
+from helpers import REPO, make_image_folder, run_train
 
 from vggkit.engine import recipe_check
-from vggkit.engine.train import load_config, parse_args
+from vggkit.commands.train import parse_args
+from vggkit.engine.train import load_config
 
 TINY = str(REPO / "configs" / "tiny" / "vgg_a_tiny.py")
 

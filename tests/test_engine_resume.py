@@ -11,7 +11,7 @@ import textwrap
 import pytest
 import torch
 
-from test_engine_utils import REPO, env, make_image_folder
+from helpers import REPO, env, make_image_folder
 
 from vggkit.checkpoint import torch_load
 
@@ -27,6 +27,7 @@ KILLER = textwrap.dedent("""
     from vggkit.hookspecs import hookimpl
     from vggkit.plugins import register_plugin
     from vggkit.engine import train
+    from vggkit.commands.train import parse_args
 
     class KillAt(Hook):
         priority = 'LOWEST'  # after the checkpoint hook of the same iteration
@@ -43,7 +44,7 @@ KILLER = textwrap.dedent("""
 
     register_plugin(Plugin(), 'killer')
     at, argv = int(sys.argv[1]), sys.argv[2:]
-    cfg = train.load_config(train.parse_args(argv))
+    cfg = train.load_config(parse_args(argv))
     cfg.custom_hooks.append(dict(type='KillAt', at=at))
     train.build_runner(cfg).train()
 """)

@@ -7,10 +7,11 @@ import textwrap
 import pytest
 from PIL import Image
 
-from test_engine_utils import REPO, make_image_folder, make_split_folder, run_train
+from helpers import REPO, make_image_folder, make_split_folder, run_train
 
 from vggkit.checkpoint import torch_load
-from vggkit.engine.train import load_config, main, parse_args
+from vggkit.commands.train import main, parse_args
+from vggkit.engine.train import load_config
 
 TINY = str(REPO / "configs" / "tiny" / "vgg_a_tiny.py")
 
@@ -55,7 +56,7 @@ def test_tiny_config_learns_on_real_images(tmp_path):
 
 
 def test_strict_bad_images_stop_with_one_line_naming_the_file(tmp_path):
-    from test_data_bad_inputs import unsupported_dds
+    from helpers import unsupported_dds
     data = make_image_folder(tmp_path / "img", per_class=2)
     dds = data / "blue_disc" / "dds_as.png"  # Pillow opens it, then NotImplementedError
     dds.write_bytes(unsupported_dds())

@@ -14,7 +14,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from test_engine_utils import env
+from helpers import env
 
 from vggkit.checkpoint import torch_load
 from vggkit.engine.atomic import BACKEND_NAME, atomic_write_bytes

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from vggkit.evaluation.distributed import merge_shards, shard
-from vggkit.evaluation.fuse_tool import main as fuse_main
+from vggkit.commands.fuse import main as fuse_main
 from vggkit.evaluation.posteriors import Posteriors, fuse, load_posteriors, save_posteriors
 
 

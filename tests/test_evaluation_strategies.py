@@ -10,21 +10,16 @@ from torch import nn
 
 from vggkit.evaluation.inputs import rescale_views
 from vggkit.evaluation.scales import default_test_scales
-from vggkit.evaluation.strategies import (CropStrategy, MultiCrop, UnknownStrategyError,
-                                          build_strategy, grid_offsets)
+from helpers import TenCropPlugin
+from vggkit.evaluation.strategies import (MultiCrop, UnknownStrategyError, build_strategy,
+                                          grid_offsets)
 from vggkit.models import build_vgg
 
 #: identity preprocessing: the net sees the raw 0-255 pixel values
 RAW = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "bgr": False}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # tiny convs on a shared 2-core machine: threads only contend
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -196,27 +191,6 @@ def test_bad_inputs(tiny):
     assert "'12crop'" in message
     for name in ("center", "dense", "multicrop", "dense+multicrop"):
         assert name in message
-
-
-class TenCrop(CropStrategy):
-    """The AlexNet 10-crop protocol: four corners and the centre, with flips."""
-
-    default_flip = True
-
-    def offsets(self, height, width, crop):
-        t, l = grid_offsets(height, crop, 3), grid_offsets(width, crop, 3)
-        return [(t[0], l[0]), (t[0], l[2]), (t[2], l[0]), (t[2], l[2]), (t[1], l[1])]
-
-
-class TenCropPlugin:
-    """A third-party plugin object, as an entry point would provide it."""
-
-    import vggkit
-
-    @staticmethod
-    @vggkit.hookimpl
-    def vggkit_register_eval_strategies(register):
-        register(TenCrop, "10crop")
 
 
 @pytest.fixture

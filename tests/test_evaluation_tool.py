@@ -14,11 +14,12 @@ import torch.nn.functional as F
 from PIL import Image
 from sklearn.metrics import top_k_accuracy_score
 
-from test_evaluation_strategies import TenCropPlugin, one_thread  # noqa: F401 (fixture)
+from helpers import TenCropPlugin
 from vggkit.evaluation.posteriors import load_posteriors
-from vggkit.evaluation.test_tool import main
+from vggkit.commands.test import main
 from vggkit.models import build_vgg, save_checkpoint
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASSES = ("ant", "bee", "cat")
 #: (class, width, height) of the test JPEGs: 7 images, odd for the 2-rank split
@@ -143,7 +144,7 @@ def test_fusion_of_two_models_and_from_saved_posteriors(setup, baseline):
                 "--save-posteriors", tmp / "ab.npz") == 0
     np.testing.assert_allclose(load_posteriors(str(tmp / "ab.npz")).scores["center"], expected,
                                atol=1e-6)
-    from vggkit.evaluation.fuse_tool import main as fuse_main
+    from vggkit.commands.fuse import main as fuse_main
     assert fuse_main([f"{baseline[1]}:center", f"{tmp / 'b.npz'}:center", "--save-posteriors",
                       str(tmp / "ab2.npz")]) == 0
     np.testing.assert_allclose(load_posteriors(str(tmp / "ab2.npz")).scores["fusion"], expected,
@@ -188,7 +189,7 @@ def test_torchvision_checkpoint_matches_torchvision_pipeline(tmp_path):
     import torchvision
     from torchvision import transforms as T
 
-    from vggkit.models.convert import import_weights
+    from vggkit.models.converters import import_weights
     torch.manual_seed(0)
     tv = torchvision.models.vgg11(weights=None, num_classes=3)
     # a narrow head (fc_width 64) keeps the files small; the layout stays torchvision's
@@ -264,3 +265,11 @@ def test_default_scales_of_converted_weights():
     assert train_scale_of({"source": "caffe"}, {}) == {"S_min": 256, "S_max": 512}
     assert train_scale_of({"source": "torchvision"}, {"train_scale": 256}) is None
     assert train_scale_of({"train_scale": {"S": 384}, "source": "vggkit"}, {}) == {"S": 384}
+
+
+def test_cfg_options_reach_the_config(setup, capsys):
+    tmp, root, cfg, ckpt, *_ = setup
+    # an fc6/fc7 of 64 units does not fit the 32-unit checkpoint: the option reached the config
+    assert _run(cfg, ckpt, "--cfg-options", "model.vgg.fc_width=64") == 2
+    err = capsys.readouterr().err
+    assert "does not fit the model" in err and "fc6" in err

@@ -12,9 +12,11 @@ import torch
 
 # the task, its plugin and the data/checkpoint fixtures are shared with the store tests
 from helpers import extraction_script
-from test_features_store import FolderTask, setup, test_task  # noqa: F401
-from vggkit.features import extract_tool
+from helpers import FolderTask
+from vggkit.commands import extract as extract_tool
 from vggkit.features.store import load_features
+
+pytestmark = pytest.mark.usefixtures("folder_task")
 
 
 
@@ -33,13 +35,13 @@ def _script(tmp_path: Path, body: str) -> Path:
     return script
 
 
-def _args(setup: dict, *extra: str) -> list[str]:
-    return [*setup["d"], "--task", FolderTask.name, "--data-root", str(setup["data"]),
+def _args(feature_setup: dict, *extra: str) -> list[str]:
+    return [*feature_setup["d"], "--task", FolderTask.name, "--data-root", str(feature_setup["data"]),
             "--no-progress", *extra]
 
 
-def test_sigkill_then_resume_is_byte_identical(setup, tmp_path):
-    args = _args(setup, "--shard-size", "2", "--scales", "32", "48", "--threads", "1")
+def test_sigkill_then_resume_is_byte_identical(feature_setup, tmp_path):
+    args = _args(feature_setup, "--shard-size", "2", "--scales", "32", "48", "--threads", "1")
     body = ("done = []\n"
             "def write(self, i, f, e):\n"
             "    real(self, i, f, e)\n"
@@ -60,7 +62,7 @@ def test_sigkill_then_resume_is_byte_identical(setup, tmp_path):
         assert (tmp_path / "killed" / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
 
 
-def test_distributed_ranks_write_disjoint_shards(setup, tmp_path):
+def test_distributed_ranks_write_disjoint_shards(feature_setup, tmp_path):
     """torchrun with 2 gloo ranks gives the single-process store (up to float rounding)."""
     body = ("def write(self, i, f, e):\n"
             "    import torch.distributed as dist\n"
@@ -70,7 +72,7 @@ def test_distributed_ranks_write_disjoint_shards(setup, tmp_path):
             "        log.write(f'{i}\\n')\n"
             "    real(self, i, f, e)\n"
             "runner.FeatureStore.write_shard = write\n")
-    args = _args(setup, "--scales", "32", "--shard-size", "2", "--threads", "1")
+    args = _args(feature_setup, "--scales", "32", "--shard-size", "2", "--threads", "1")
     proc = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
          "--master_addr", "127.0.0.1", "--master_port", str(29500 + os.getpid() % 1000),

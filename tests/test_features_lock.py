@@ -18,10 +18,13 @@ import torch
 
 # the task, its plugin and the data/checkpoint fixtures are shared with the store tests
 from helpers import extraction_script
-from test_features_store import FolderTask, run, setup, test_task  # noqa: F401
-from vggkit.features import extract_tool, lock as lock_mod, runner
+from helpers import FolderTask, run_extract
+from vggkit.commands import extract as extract_tool
+from vggkit.features import lock as lock_mod, runner
 from vggkit.features.lock import LOCK_FILE, StoreLock, StoreLockedError
 from vggkit.features.store import StoreError, load_features
+
+pytestmark = pytest.mark.usefixtures("folder_task")
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 #: a real extraction that pauses after its first shard until its stdin closes
@@ -68,8 +71,8 @@ def _start_writer(argv: list[str]) -> subprocess.Popen:
     return proc
 
 
-def _writer_argv(setup: dict, out: Path) -> list[str]:
-    return [*setup["d"], "--task", FolderTask.name, "--data-root", str(setup["data"]),
+def _writer_argv(feature_setup: dict, out: Path) -> list[str]:
+    return [*feature_setup["d"], "--task", FolderTask.name, "--data-root", str(feature_setup["data"]),
             "--out", str(out), "--no-progress", "--threads", "1", *ARGS]
 
 
@@ -169,13 +172,13 @@ def test_only_rank_0_of_a_distributed_run_locks(tmp_path, monkeypatch):
 
 # -- the tool -----------------------------------------------------------------------
 def test_second_writer_is_refused_at_once_and_a_killed_one_frees_the_store(
-        setup, tmp_path, capsys, monkeypatch, no_work):
+        feature_setup, tmp_path, capsys, monkeypatch, no_work):
     out = tmp_path / "s"
-    first = _start_writer(_writer_argv(setup, out))
+    first = _start_writer(_writer_argv(feature_setup, out))
     try:
         before = _snapshot(out)
         assert "shards/shard-00000.npz" in before and LOCK_FILE in before
-        assert extract_tool.main(_writer_argv(setup, out)) == 2
+        assert extract_tool.main(_writer_argv(feature_setup, out)) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("vggkit extract: error: ")
         assert f"PID {first.pid} on host {socket.gethostname()}" in err
@@ -189,20 +192,20 @@ def test_second_writer_is_refused_at_once_and_a_killed_one_frees_the_store(
     assert json.loads((out / LOCK_FILE).read_text())["pid"] == first.pid
     monkeypatch.undo()  # work allowed again (no_work)
     # same --threads as the killed run: the manifest records the thread count
-    assert extract_tool.main(_writer_argv(setup, out)) == 0
-    assert extract_tool.main(_writer_argv(setup, tmp_path / "whole")) == 0
+    assert extract_tool.main(_writer_argv(feature_setup, out)) == 0
+    assert extract_tool.main(_writer_argv(feature_setup, tmp_path / "whole")) == 0
     for name in ("features.npy", "labels.npy", "manifest.json"):
         assert (out / name).read_bytes() == (tmp_path / "whole" / name).read_bytes()
     assert sorted(os.listdir(out)) == ["features.npy", "labels.npy", "manifest.json"]
 
 
-def test_complete_store_is_not_reported_done_while_another_run_writes(setup, tmp_path, capsys):
+def test_complete_store_is_not_reported_done_while_another_run_writes(feature_setup, tmp_path, capsys):
     out = tmp_path / "s"
-    assert run(setup, out, *ARGS) == 0
+    assert run_extract(feature_setup, out, *ARGS) == 0
     with _holder(out) as holder:
-        assert load_features(str(out)).features.shape[0] == setup["n"]  # readers take no lock
+        assert load_features(str(out)).features.shape[0] == feature_setup["n"]  # readers take no lock
         capsys.readouterr()
-        assert run(setup, out, *ARGS) == 2
+        assert run_extract(feature_setup, out, *ARGS) == 2
         assert f"PID {holder.pid}" in capsys.readouterr().err
-    assert run(setup, out, *ARGS) == 0
+    assert run_extract(feature_setup, out, *ARGS) == 0
     assert "already complete" in capsys.readouterr().out

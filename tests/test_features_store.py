@@ -8,110 +8,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
 
-from vggkit.features import extract_tool
+from helpers import FOLDER_CLASSES, FolderTask, run_extract, small_jpeg
+from vggkit.commands import extract as extract_tool
 from vggkit.features.store import FeatureStore, load_features
-from vggkit.hookspecs import hookimpl
-from vggkit.transfer.task import TaskData, TransferTask
 
-CLASSES = ("cat", "dog")
+pytestmark = pytest.mark.usefixtures("folder_task")
 
 
-class FolderTask(TransferTask):
-    """Minimal task for the tests: ROOT/<class>/*.jpg, sorted."""
-
-    name = "features_test_folder"
-    default_aggregate = "stack"
-    default_scales = (32, 48)
-
-    def scan(self, data_root: str) -> TaskData:
-        paths, labels = [], []
-        for c, cls in enumerate(CLASSES):
-            for f in sorted(os.listdir(os.path.join(data_root, cls))):
-                paths.append(os.path.join(data_root, cls, f))
-                labels.append(c)
-        ids = [os.path.relpath(p, data_root) for p in paths]
-        return TaskData(ids=ids, paths=paths, labels=np.array(labels), classes=list(CLASSES),
-                        subsets=["trainval" if i % 2 else "test" for i in range(len(ids))],
-                        root=data_root)
-
-
-class _Plugin:
-    @hookimpl
-    def vggkit_register_transfer_tasks(self, register):
-        register(FolderTask, name=FolderTask.name)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def test_task():
-    from vggkit.plugins import register_plugin, reload_plugins
-    register_plugin(_Plugin(), "features_tests")
-    yield
-    reload_plugins()
-
-
-def _jpeg(path: Path, w: int, h: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    img = Image.fromarray(small).resize((w, h), Image.BILINEAR)
-    img.save(path, quality=95)
-    return img
-
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory) -> dict:
-    root = tmp_path_factory.mktemp("feat")
-    data = root / "data"
-    sizes = [(48, 40), (40, 56), (48, 40), (44, 44), (40, 56)]
-    for c, cls in enumerate(CLASSES):
-        (data / cls).mkdir(parents=True)
-        for i, (w, h) in enumerate(sizes):
-            _jpeg(data / cls / f"img_{i}.jpg", w, h, 10 * c + i)
-    # the mirror of cat/img_0, decoded and re-saved losslessly
-    Image.open(data / "cat" / "img_0.jpg").transpose(Image.FLIP_LEFT_RIGHT).save(
-        data / "cat" / "img_9_mirror.png")
-    from vggkit.models import build_vgg
-    out = {"root": root, "data": data, "n": 2 * len(sizes) + 1}
-    for name, fc in (("d", 64), ("e", 32)):
-        torch.manual_seed(len(name) + fc)
-        model = build_vgg("A", num_classes=3, width_mult=1 / 16, fc_width=fc, input_size=32,
-                          init="glorot")
-        cfg = root / f"tiny_{name}.py"
-        classes = 3 if name == "d" else None  # None: taken from the checkpoint
-        cfg.write_text("model = dict(type='VGGClassifier', vgg=dict(arch='A', "
-                       f"num_classes={classes}, "
-                       f"width_mult=1 / 16, fc_width={fc}, input_size=32))\n")
-        ckpt = root / f"tiny_{name}.pth"
-        torch.save({"state_dict": {f"vgg.{k}": v for k, v in model.state_dict().items()},
-                    "meta": {"preprocess": {"mean": [110.0, 120.0, 100.0], "std": [1, 1, 1],
-                                            "bgr": False}}}, ckpt)
-        out[name] = [str(cfg), str(ckpt)]
-    return out
-
-
-def run(setup, out: Path, *extra: str, nets: str = "d") -> int:
-    pairs = [p for n in nets for p in setup[n]]
-    return extract_tool.main([*pairs, "--task", FolderTask.name, "--data-root",
-                              str(setup["data"]), "--out", str(out), "--no-progress", *extra])
-
-
-def test_store_contents(setup, tmp_path):
-    assert run(setup, tmp_path / "s", "--shard-size", "4") == 0
+def test_store_contents(feature_setup, tmp_path):
+    assert run_extract(feature_setup, tmp_path / "s", "--shard-size", "4") == 0
     fs = load_features(str(tmp_path / "s"))
-    n = setup["n"]
+    n = feature_setup["n"]
     assert fs.features.shape == (n, 2 * 64) and fs.features.dtype == np.float32  # task: stack
     np.testing.assert_allclose(np.linalg.norm(fs.features, axis=1), 1.0, atol=1e-5)
     assert fs.ids[0] == os.path.join("cat", "img_0.jpg") and fs.ids[-1] == os.path.join(
         "dog", "img_4.jpg")
     assert fs.labels.tolist() == [0] * 6 + [1] * 5
-    assert fs.subsets[:2] == ["test", "trainval"] and fs.classes == list(CLASSES)
-    ckpt = setup["d"][1]
+    assert fs.subsets[:2] == ["test", "trainval"] and fs.classes == list(FOLDER_CLASSES)
+    ckpt = feature_setup["d"][1]
     assert fs.meta["checkpoint_sha256"] == [hashlib.sha256(Path(ckpt).read_bytes()).hexdigest()]
     assert fs.meta["scales"] == [32, 48] and fs.meta["layer"] == "fc7" and fs.meta["relu"]
     assert fs.meta["aggregate"] == "stack" and fs.meta["task"] == FolderTask.name
-    assert fs.meta["configs"] == [os.path.abspath(setup["d"][0])]
+    assert fs.meta["configs"] == [os.path.abspath(feature_setup["d"][0])]
     # the mirror image file (index 5) has the descriptor of the original (index 0)
     np.testing.assert_allclose(fs.features[5], fs.features[0], atol=1e-5)
     assert not os.path.exists(tmp_path / "s" / "shards")
@@ -127,9 +46,9 @@ class Killed(RuntimeError):
     pass
 
 
-def test_resume_after_kill_is_byte_identical(setup, tmp_path, monkeypatch):
+def test_resume_after_kill_is_byte_identical(feature_setup, tmp_path, monkeypatch):
     args = ("--shard-size", "3", "--batch-size", "2", "--scales", "32", "40", "--keep-shards")
-    assert run(setup, tmp_path / "full", *args) == 0
+    assert run_extract(feature_setup, tmp_path / "full", *args) == 0
 
     written: list[int] = []
     real_write = FeatureStore.write_shard
@@ -142,7 +61,7 @@ def test_resume_after_kill_is_byte_identical(setup, tmp_path, monkeypatch):
 
     monkeypatch.setattr(FeatureStore, "write_shard", dying_write)
     with pytest.raises(Killed):
-        run(setup, tmp_path / "resumed", *args)
+        run_extract(feature_setup, tmp_path / "resumed", *args)
     assert not (tmp_path / "resumed" / "features.npy").exists()
     with pytest.raises(ValueError, match="incomplete"):
         load_features(str(tmp_path / "resumed"))
@@ -151,43 +70,43 @@ def test_resume_after_kill_is_byte_identical(setup, tmp_path, monkeypatch):
     written.clear()
     monkeypatch.setattr(FeatureStore, "write_shard", lambda self, i, f, e: (
         written.append(i), real_write(self, i, f, e)))
-    assert run(setup, tmp_path / "resumed", *args) == 0
+    assert run_extract(feature_setup, tmp_path / "resumed", *args) == 0
     assert written == [1, 2, 3]  # 11 images / 3 = 4 shards; shard 0 survived
     for name in ("features.npy", "labels.npy", "manifest.json"):
         assert (tmp_path / "full" / name).read_bytes() == (tmp_path / "resumed" / name).read_bytes()
     # and a complete store is left alone
-    assert run(setup, tmp_path / "resumed", *args) == 0 and written == [1, 2, 3]
+    assert run_extract(feature_setup, tmp_path / "resumed", *args) == 0 and written == [1, 2, 3]
 
 
-def test_mismatched_settings_are_refused(setup, tmp_path, capsys):
-    assert run(setup, tmp_path / "s", "--scales", "32") == 0
+def test_mismatched_settings_are_refused(feature_setup, tmp_path, capsys):
+    assert run_extract(feature_setup, tmp_path / "s", "--scales", "32") == 0
     capsys.readouterr()
-    assert run(setup, tmp_path / "s", "--scales", "40", "--layer", "pool5") == 2
+    assert run_extract(feature_setup, tmp_path / "s", "--scales", "40", "--layer", "pool5") == 2
     err = capsys.readouterr().err
     assert "other settings" in err and "scales (store: [32], now: [40])" in err
     assert "layer (store: \"fc7\", now: \"pool5\")" in err and "--out" in err
     # another checkpoint is another setting too
-    assert run(setup, tmp_path / "s", "--scales", "32", nets="e") == 2
+    assert run_extract(feature_setup, tmp_path / "s", "--scales", "32", nets="e") == 2
     assert "models" in capsys.readouterr().err
 
 
-def test_two_nets_stack_and_avg(setup, tmp_path):
-    assert run(setup, tmp_path / "de", "--aggregate", "avg", nets="de") == 0
+def test_two_nets_stack_and_avg(feature_setup, tmp_path):
+    assert run_extract(feature_setup, tmp_path / "de", "--aggregate", "avg", nets="de") == 0
     fs = load_features(str(tmp_path / "de"))
-    assert fs.features.shape == (setup["n"], 64 + 32)
+    assert fs.features.shape == (feature_setup["n"], 64 + 32)
     np.testing.assert_allclose(np.linalg.norm(fs.features, axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(fs.features[:, :64], axis=1), 2 ** -0.5, atol=1e-5)
     assert len(fs.meta["models"]) == 2
 
 
-def test_bad_images(setup, tmp_path):
+def test_bad_images(feature_setup, tmp_path):
     data = tmp_path / "data"
-    for cls in CLASSES:
+    for cls in FOLDER_CLASSES:
         (data / cls).mkdir(parents=True)
-        _jpeg(data / cls / "a.jpg", 40, 40, 1)
+        small_jpeg(data / cls / "a.jpg", 40, 40, 1)
     good = (data / "dog" / "a.jpg").read_bytes()
     (data / "dog" / "b.jpg").write_bytes(good[: len(good) // 2])  # truncated
-    args = [*setup["d"], "--task", FolderTask.name, "--data-root", str(data), "--no-progress",
+    args = [*feature_setup["d"], "--task", FolderTask.name, "--data-root", str(data), "--no-progress",
             "--scales", "32"]
     assert extract_tool.main([*args, "--out", str(tmp_path / "strict")]) == 2
     assert extract_tool.main([*args, "--out", str(tmp_path / "skip"), "--bad-images",
@@ -198,8 +117,15 @@ def test_bad_images(setup, tmp_path):
     assert load_features(str(tmp_path / "skip"), drop_bad=False).features.shape[0] == 3
 
 
-def test_unknown_task_lists_known(setup, tmp_path, capsys):
-    code = extract_tool.main([*setup["d"], "--task", "nope", "--data-root", str(setup["data"]),
+def test_unknown_task_lists_known(feature_setup, tmp_path, capsys):
+    code = extract_tool.main([*feature_setup["d"], "--task", "nope", "--data-root", str(feature_setup["data"]),
                               "--out", str(tmp_path / "x")])
     assert code == 2 and FolderTask.name in capsys.readouterr().err
 
+
+
+def test_cfg_options_reach_every_config(feature_setup, tmp_path, capsys):
+    # fc7 of 48 units does not fit net d's 64-unit checkpoint: the option reached the config
+    assert run_extract(feature_setup, tmp_path / "opt", "--cfg-options", "model.vgg.fc_width=48") == 2
+    err = capsys.readouterr().err
+    assert "does not fit the model" in err and "head.fc6.weight" in err

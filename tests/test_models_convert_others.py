@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from vggkit.models import build_vgg, load_checkpoint, normalize
-from vggkit.models.convert import main as convert_main
+from vggkit.commands.convert import main as convert_main
 from vggkit.models.converters import MMPretrainConverter, TimmConverter
 from vggkit.models.testing import random_weights
 

@@ -13,7 +13,7 @@ from torch import nn
 
 from vggkit.models import build_vgg, load_checkpoint
 from vggkit.models.testing import random_weights
-from vggkit.models.convert import main as convert_main
+from vggkit.commands.convert import main as convert_main
 from vggkit.models.converters import TorchvisionConverter
 
 

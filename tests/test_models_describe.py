@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from vggkit.models.describe import describe, main
+from vggkit.commands.describe import main
+from vggkit.models.describe import describe
 
 PAPER_PARAMS = {"A": 132_863_336, "A-LRN": 132_863_336, "B": 133_047_848,
                 "C": 133_638_952, "D": 138_357_544, "E": 143_667_240}

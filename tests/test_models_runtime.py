@@ -15,7 +15,8 @@ def tiny():
                      init="glorot").eval()
 
 
-@pytest.mark.parametrize("backend", available_backends())
+# 'eager' runs the very methods the reference calls: comparing it would test nothing
+@pytest.mark.parametrize("backend", [b for b in available_backends() if b != "eager"])
 @pytest.mark.parametrize("output", ["logits", "dense", "fc7", "pool5"])
 def test_backend_matches_eager(tiny, backend, output):
     size = 32 if output == "logits" else 96

@@ -123,8 +123,7 @@ def test_conflicting_unqualified_name_names_both_plugins(site):
 def test_builtin_name_is_not_shadowed(site):
     from vggkit.plugins import names
     builtin = [n for n in names("transforms") if n.startswith("vggkit.")]
-    if not builtin:
-        pytest.skip("no built-in transform registered yet")
+    assert builtin, "no built-in transform registered: the vggkit.data built-in plugin is broken"
     name = builtin[0].split(".", 1)[1]
     original = TRANSFORMS.get(name)
     site("vggkit-shadow", {"shadow": "shadow_plugin"}, {"shadow_plugin": TRANSFORM_SRC.format(cls=name)})
@@ -158,6 +157,30 @@ def test_registering_the_identical_object_twice_is_a_noop():
         assert TRANSFORMS.get("Twice") is Twice and TRANSFORMS.get("twice.Twice") is Twice
     finally:
         reload_plugins()
+
+
+def test_unknown_hook_fails_the_plugin_loudly(site):
+    # e.g. vggkit_register_backbones, merged into vggkit_register_models: a plugin
+    # still using it must not lose its components silently
+    src = TRANSFORM_SRC.format(cls="Stale") + (
+        "\n@vggkit.hookimpl\ndef vggkit_register_backbones(register):\n    register(Stale)\n")
+    site("vggkit-stale", {"stale": "stale_plugin"}, {"stale_plugin": src})
+    with pytest.warns(UserWarning, match="vggkit-stale.*unknown hook vggkit_register_backbones"):
+        reload_plugins()
+    assert _info("stale").status == "failed"
+    assert TRANSFORMS.get("Stale") is None and TRANSFORMS.get("stale.Stale") is None
+
+
+def test_first_lookup_loads_the_plugins(site):
+    root = site("vggkit-lazy", {"lazy": "lazy_plugin"},
+                {"lazy_plugin": TRANSFORM_SRC.format(cls="Lazy")})
+    code = ("from vggkit.registry import TRANSFORMS\n"
+            "assert TRANSFORMS.get('Lazy').__module__ == 'lazy_plugin'\n"
+            "assert TRANSFORMS.get('vggkit.RandomCrop') is not None\n")
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
 
 
 def _cli(env_extra, site_dir, *args):

@@ -207,7 +207,8 @@ def test_folds_partition_the_training_images_stratified():
 
 def test_svm_tool_reports_oracle_and_edge_warning(few_shot, tmp_path):
     from vggkit.transfer.single_label import ImageFolderTask
-    from vggkit.transfer.svm_tool import format_table, main, run_transfer
+    from vggkit.commands.transfer import main
+    from vggkit.transfer.experiment import format_table, run_transfer
     from vggkit.transfer.task import TaskData
     Z, y, _ = few_shot
     keep = y < 4

@@ -155,7 +155,7 @@ def test_voc2012_withheld_test_writes_submission(tmp_path):
 
 
 def test_svm_transfer_tool_end_to_end(tmp_path):
-    from vggkit.transfer.svm_tool import main
+    from vggkit.commands.transfer import main
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(3), 12)
     X = np.abs(rng.normal(size=(36, 16)) + 3 * np.eye(3, 16)[y])

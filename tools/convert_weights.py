@@ -1,3 +1,3 @@
 import sys
-from vggkit.models.convert import main
+from vggkit.commands.convert import main
 sys.exit(main())

@@ -1,3 +1,3 @@
 import sys
-from vggkit.data.stats import main
+from vggkit.commands.stats import main
 sys.exit(main())

@@ -1,3 +1,3 @@
 import sys
-from vggkit.features.extract_tool import main
+from vggkit.commands.extract import main
 sys.exit(main())

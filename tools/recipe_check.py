@@ -1,3 +1,3 @@
 import sys
-from vggkit.engine.recipe_check import main
+from vggkit.commands.recipe_check import main
 sys.exit(main())

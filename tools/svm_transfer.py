@@ -1,3 +1,3 @@
 import sys
-from vggkit.transfer.svm_tool import main
+from vggkit.commands.transfer import main
 sys.exit(main())

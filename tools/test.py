@@ -1,3 +1,3 @@
 import sys
-from vggkit.evaluation.test_tool import main
+from vggkit.commands.test import main
 sys.exit(main())

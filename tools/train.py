@@ -1,3 +1,3 @@
 import sys
-from vggkit.engine.train import main
+from vggkit.commands.train import main
 sys.exit(main())

@@ -20,17 +20,14 @@ It prints a results table and the paths of the PNG plots.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
-import sys
 import time
 from typing import Any, Callable
 
 import numpy as np
 
-from vggkit.command import positive_int, run_command
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "configs", "tiny", "vgg_a_digits.py")
@@ -97,10 +94,10 @@ def _last_checkpoint(work_dir: str) -> str:
 def run(work_dir: str, epochs: int = 15, n_train: int = 10, splits: int = 3,
         data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the four stages; returns the results the table is made of."""
-    from vggkit.engine.train import main as train_main
-    from vggkit.evaluation.test_tool import main as test_main
-    from vggkit.features.extract_tool import main as extract_main
-    from vggkit.transfer.svm_tool import main as svm_main
+    from vggkit.commands.train import main as train_main
+    from vggkit.commands.test import main as test_main
+    from vggkit.commands.extract import main as extract_main
+    from vggkit.commands.transfer import main as svm_main
 
     timings: dict[str, float] = {}
     os.makedirs(work_dir, exist_ok=True)
@@ -167,36 +164,3 @@ def _transfer_C_lines(transfer: dict[str, Any]) -> list[str]:
     lines.append(f"    {'mean':<10}{'':>8}{transfer['mean']:>9.2f}"
                  + (f"{'':>10}{transfer['oracle_mean']:>9.2f}" if oracle else ""))
     return lines + [f"  warning: {w}" for w in transfer.get("warnings", [])]
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_command("vggkit demo", build_parser(), _run, argv)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vggkit demo", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
-    parser.add_argument("--work-dir", default="work_dirs/demo", help="where every output goes")
-    parser.add_argument("--data-root", help="where the digits image folders are written "
-                        "(default: $VGGKIT_CACHE or ~/.cache/vggkit, digits-v1)")
-    parser.add_argument("--epochs", type=positive_int, default=15, help="training epochs on the source classes")
-    parser.add_argument("--n-train", type=positive_int, default=10,
-                        help="SVM training images per target class")
-    parser.add_argument("--splits", type=positive_int, default=3, help="random transfer splits")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
-    return parser
-
-
-def _run(args: argparse.Namespace) -> int:
-    results = run(args.work_dir, args.epochs, args.n_train, args.splits, args.data_root,
-                  progress=not args.no_progress)
-    text = format_table(results)
-    print(text)
-    from vggkit.fileio import atomic_write_text
-    atomic_write_text(os.path.join(args.work_dir, "summary.txt"), text + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

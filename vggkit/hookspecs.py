@@ -1,10 +1,8 @@
-"""Hook specifications: one hook per kind of component.
+"""Hook specifications: one hook per registry, ``vggkit_register_<kind>``.
 
-A plugin implements any of these with ``@vggkit.hookimpl``; each receives a
+A plugin implements any of them with ``@vggkit.hookimpl``; each receives a
 ``register(obj, name=None)`` callable (``name`` defaults to ``obj.__name__``).
 """
-from __future__ import annotations
-
 from typing import Any, Callable, Optional
 
 import pluggy
@@ -16,50 +14,40 @@ Register = Callable[[Any, Optional[str]], None]
 
 
 @hookspec
-def vggkit_register_backbones(register: Register) -> None:
-    """Register backbones (conv stacks such as the paper's A-E) in MODELS."""
-
-
-@hookspec
-def vggkit_register_heads(register: Register) -> None:
-    """Register classification heads (fc6-fc8 and their dense view) in MODELS."""
-
-
-@hookspec
 def vggkit_register_models(register: Register) -> None:
-    """Register whole models and data preprocessors in MODELS."""
+    """MODELS: backbones (the paper's A-E), heads, classifiers, data preprocessors."""
 
 
 @hookspec
 def vggkit_register_transforms(register: Register) -> None:
-    """Register data transforms (augmentations, rescaling) in TRANSFORMS."""
+    """TRANSFORMS: data transforms (augmentations, rescaling)."""
 
 
 @hookspec
 def vggkit_register_datasets(register: Register) -> None:
-    """Register datasets in DATASETS."""
-
-
-@hookspec
-def vggkit_register_eval_strategies(register: Register) -> None:
-    """Register test-time evaluation strategies (dense, multi-crop, ...)."""
-
-
-@hookspec
-def vggkit_register_transfer_tasks(register: Register) -> None:
-    """Register downstream transfer tasks (Caltech, VOC, image folders)."""
+    """DATASETS: datasets and dataset wrappers."""
 
 
 @hookspec
 def vggkit_register_metrics(register: Register) -> None:
-    """Register evaluation metrics in METRICS."""
+    """METRICS: evaluation metrics."""
 
 
 @hookspec
 def vggkit_register_hooks(register: Register) -> None:
-    """Register mmengine runner hooks in HOOKS."""
+    """HOOKS: mmengine runner hooks."""
+
+
+@hookspec
+def vggkit_register_eval_strategies(register: Register) -> None:
+    """EVAL_STRATEGIES: test-time evaluation strategies (dense, multi-crop, ...)."""
+
+
+@hookspec
+def vggkit_register_transfer_tasks(register: Register) -> None:
+    """TRANSFER_TASKS: downstream transfer tasks (Caltech, VOC, image folders)."""
 
 
 @hookspec
 def vggkit_register_weight_converters(register: Register) -> None:
-    """Register converters of published weights (torchvision, Caffe, ...)."""
+    """WEIGHT_CONVERTERS: converters of published weights (torchvision, Caffe, ...)."""

@@ -1,42 +1,20 @@
-"""Registries of vggkit: children of mmengine's roots, scope ``vggkit``.
+"""Registries of vggkit: children of mmengine's roots, in scope ``vggkit``.
 
-Every component reaches these registries through a pluggy hook (see
-:mod:`vggkit.hookspecs`); nothing registers itself with a decorator at import
-time, so what is available is exactly what the loaded plugins provide and
-``vggkit plugins`` can say where each name came from.
-
-Names are resolved in two ways:
-
-* unqualified, ``type='ScaleJitter'``: the name one plugin claimed. If two
-  plugins claimed it the lookup raises :class:`PluginConflictError` naming both.
-* qualified, ``type='example.ScaleJitter'``: each plugin owns a child registry
-  whose scope is the plugin's name, which is how mmengine itself resolves
-  ``scope.Name`` keys, so qualified names work in configs unchanged.
+Components arrive only through the plugin hooks (:mod:`vggkit.hookspecs`); a
+registry loads the plugins on its first lookup. A name is resolved
+unqualified, ``type='ScaleJitter'`` (a built-in, else the one plugin that
+claimed it; two claims raise :class:`PluginConflictError`), or qualified,
+``type='example.ScaleJitter'`` (that plugin's; ``vggkit.Name``: the built-in).
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
-from mmengine.registry import DATA_SAMPLERS as MMENGINE_DATA_SAMPLERS
-from mmengine.registry import DATASETS as MMENGINE_DATASETS
-from mmengine.registry import EVALUATOR as MMENGINE_EVALUATOR
-from mmengine.registry import HOOKS as MMENGINE_HOOKS
-from mmengine.registry import LOG_PROCESSORS as MMENGINE_LOG_PROCESSORS
-from mmengine.registry import LOOPS as MMENGINE_LOOPS
-from mmengine.registry import METRICS as MMENGINE_METRICS
-from mmengine.registry import MODELS as MMENGINE_MODELS
-from mmengine.registry import OPTIM_WRAPPERS as MMENGINE_OPTIM_WRAPPERS
-from mmengine.registry import OPTIMIZERS as MMENGINE_OPTIMIZERS
-from mmengine.registry import PARAM_SCHEDULERS as MMENGINE_PARAM_SCHEDULERS
-from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
-from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
-from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
+import mmengine.registry as mm
 from mmengine.registry import DefaultScope, Registry
 
 SCOPE = "vggkit"
-# Importing this module (mmengine does so when a config's default_scope is
-# 'vggkit') loads the plugins, so configs never need custom_imports.
-_LOCATIONS = ["vggkit._autoload"]
 
 
 class PluginConflictError(KeyError):
@@ -47,100 +25,92 @@ class PluginConflictError(KeyError):
 
 
 class VggkitRegistry(Registry):
-    """mmengine registry that knows which plugin claimed which name."""
+    """An mmengine registry that loads the plugins first and resolves their names.
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # unqualified name -> list of (plugin, qualified name) claiming it
-        self.conflicts: dict[str, list[tuple[str, str]]] = {}
-        # unqualified name -> plugin that owns it
-        self.owners: dict[str, str] = {}
+    Built-ins are registered here; each third-party plugin's components stay in
+    a registry of their own (:attr:`plugins`), so reloading the plugins drops
+    them without removing anything from an mmengine registry.
+    """
+
+    def __init__(self, name: str, parent: Registry | None = None) -> None:
+        super().__init__(name, parent=parent, scope=SCOPE)
+        self.plugins: dict[str, Registry] = {}  # plugin name -> its components
+
+    def add_plugin(self, plugin: str, components: Registry) -> None:
+        """Make a loaded plugin's components resolvable (built-ins: ``plugin == SCOPE``)."""
+        if plugin != SCOPE:
+            self.plugins[plugin] = components
+            for name in sorted(components.module_dict.keys() & self.module_dict.keys()):
+                warnings.warn(f"vggkit: plugin '{plugin}' registers {self.name} '{name}', a "
+                              f"built-in name; the built-in keeps '{name}', the plugin's is "
+                              f"'{plugin}.{name}'", stacklevel=4)
+            return
+        for name, obj in components.module_dict.items():
+            if self.module_dict.get(name) is not obj:  # a reload adds the built-ins again
+                self.register_module(name=name, module=obj)
 
     def get(self, key: str) -> Any:
-        if isinstance(key, str) and key in self.conflicts:
-            claims = self.conflicts[key]
-            names = ", ".join(f"plugin '{p}' as '{q}'" for p, q in claims)
-            raise PluginConflictError(
-                f"{self.name} '{key}' is registered by more than one plugin ({names}); "
-                f"use a qualified name, e.g. type='{claims[0][1]}'"
-            )
-        if isinstance(key, str) and key.startswith(f"{SCOPE}."):
-            # 'vggkit.Name' means the built-in, never a plugin's unqualified claim
-            real_key = key[len(SCOPE) + 1:]
-            if self.owners.get(real_key, SCOPE) != SCOPE:
-                return None
+        """What ``key`` names (see the module's docstring); None if nothing."""
+        _load_plugins()
+        scope, name = self.split_scope_key(key)
+        if scope is None and name not in self.module_dict:
+            found = {p: components.module_dict[name] for p, components in self.plugins.items()
+                     if name in components.module_dict}
+            if len({id(obj) for obj in found.values()}) > 1:
+                claims = ", ".join(f"plugin '{p}' as '{p}.{name}'" for p in found)
+                raise PluginConflictError(
+                    f"{self.name} '{name}' is registered by more than one plugin ({claims}); "
+                    f"use a qualified name, e.g. type='{next(iter(found))}.{name}'")
+            if found:
+                return next(iter(found.values()))
+        elif scope in self.plugins and scope != SCOPE:
+            return self.plugins[scope].module_dict.get(name)
         return super().get(key)
 
     def build(self, cfg: dict, *args: Any, **kwargs: Any) -> Any:
-        # mmengine resolves names in the *current default scope*; a Runner
-        # created with another scope earlier in the process would make
-        # vggkit's registry look in mmengine's. Building from this registry
-        # means building in scope 'vggkit'.
+        # mmengine resolves names in the current default scope, which a Runner of
+        # another scope may have left set; building from here means scope 'vggkit'.
         with DefaultScope.overwrite_default_scope(SCOPE):
             return super().build(cfg, *args, **kwargs)
 
-    def plugin_child(self, plugin: str) -> Registry:
-        """The child registry holding ``plugin``'s components (scope = plugin name)."""
-        if plugin == self.scope:
-            return self
-        child = self.children.get(plugin)
-        if child is None:
-            child = Registry(self.name, parent=self, scope=plugin)
-        return child
-
     def known_names(self) -> list[str]:
-        """Every name a user can pass as ``type``: unqualified and qualified."""
-        names = set(self.module_dict) | set(self.conflicts)
-        for scope, child in self.children.items():
-            names.update(f"{scope}.{n}" for n in child.module_dict)
-        names.update(f"{self.scope}.{n}" for n in self.module_dict
-                     if self.owners.get(n, SCOPE) == SCOPE)
+        """Every name a user can pass as ``type``, unqualified and qualified."""
+        _load_plugins()
+        names: set[str] = set()
+        for scope, registry in [(SCOPE, self), *self.plugins.items()]:
+            names.update(registry.module_dict)
+            names.update(f"{scope}.{name}" for name in registry.module_dict)
         return sorted(names)
 
 
-def _make(name: str, parent: Registry | None) -> VggkitRegistry:
-    return VggkitRegistry(name, parent=parent, scope=SCOPE, locations=_LOCATIONS)
+def _load_plugins() -> None:
+    from vggkit.plugins import load_plugins  # not at the top: vggkit.plugins imports us
+    load_plugins()
 
 
-MODELS = _make("model", MMENGINE_MODELS)
-DATASETS = _make("dataset", MMENGINE_DATASETS)
-DATA_SAMPLERS = _make("data sampler", MMENGINE_DATA_SAMPLERS)
-TRANSFORMS = _make("transform", MMENGINE_TRANSFORMS)
-METRICS = _make("metric", MMENGINE_METRICS)
-EVALUATOR = _make("evaluator", MMENGINE_EVALUATOR)
-HOOKS = _make("hook", MMENGINE_HOOKS)
-LOOPS = _make("loop", MMENGINE_LOOPS)
-OPTIMIZERS = _make("optimizer", MMENGINE_OPTIMIZERS)
-OPTIM_WRAPPERS = _make("optim_wrapper", MMENGINE_OPTIM_WRAPPERS)
-PARAM_SCHEDULERS = _make("parameter scheduler", MMENGINE_PARAM_SCHEDULERS)
-LOG_PROCESSORS = _make("log_processor", MMENGINE_LOG_PROCESSORS)
-VISBACKENDS = _make("vis_backend", MMENGINE_VISBACKENDS)
-VISUALIZERS = _make("visualizer", MMENGINE_VISUALIZERS)
+MODELS = VggkitRegistry("model", mm.MODELS)
+DATASETS = VggkitRegistry("dataset", mm.DATASETS)
+TRANSFORMS = VggkitRegistry("transform", mm.TRANSFORMS)
+METRICS = VggkitRegistry("metric", mm.METRICS)
+HOOKS = VggkitRegistry("hook", mm.HOOKS)
+# kinds of our own, with no mmengine counterpart
+EVAL_STRATEGIES = VggkitRegistry("eval strategy")
+TRANSFER_TASKS = VggkitRegistry("transfer task")
+WEIGHT_CONVERTERS = VggkitRegistry("weight converter")
 
-# The remaining mmengine roots get a 'vggkit' child too, so that a runner with
-# default_scope='vggkit' finds its scope in every registry tree (otherwise
-# mmengine warns "Failed to search registry with scope vggkit" and falls back).
-import mmengine.registry as _mmengine_registry  # noqa: E402
-
-for _root in ("FUNCTIONS", "INFERENCERS", "MODEL_WRAPPERS", "OPTIM_WRAPPER_CONSTRUCTORS",
-              "RUNNERS", "RUNNER_CONSTRUCTORS", "STRATEGIES", "TASK_UTILS",
-              "WEIGHT_INITIALIZERS"):
-    globals()[_root] = _make(getattr(_mmengine_registry, _root).name,
-                             getattr(_mmengine_registry, _root))
-
-# Kinds of our own, with no mmengine counterpart.
-EVAL_STRATEGIES = _make("eval strategy", None)
-TRANSFER_TASKS = _make("transfer task", None)
-WEIGHT_CONVERTERS = _make("weight converter", None)
-
-#: registry name used in listings -> registry
+#: listing name, also the hook's suffix (vggkit_register_<name>) -> registry
 ALL: dict[str, VggkitRegistry] = {
-    "models": MODELS,
-    "datasets": DATASETS,
-    "transforms": TRANSFORMS,
-    "metrics": METRICS,
-    "hooks": HOOKS,
-    "eval_strategies": EVAL_STRATEGIES,
-    "transfer_tasks": TRANSFER_TASKS,
+    "models": MODELS, "datasets": DATASETS, "transforms": TRANSFORMS, "metrics": METRICS,
+    "hooks": HOOKS, "eval_strategies": EVAL_STRATEGIES, "transfer_tasks": TRANSFER_TASKS,
     "weight_converters": WEIGHT_CONVERTERS,
 }
+
+# No hook feeds mmengine's other roots, but a runner with default_scope='vggkit'
+# looks the scope up in every tree (else mmengine warns "Failed to search registry
+# with scope vggkit" and falls back), so each gets a 'vggkit' node nobody imports.
+for _root in (mm.DATA_SAMPLERS, mm.EVALUATOR, mm.FUNCTIONS, mm.INFERENCERS, mm.LOG_PROCESSORS,
+              mm.LOOPS, mm.MODEL_WRAPPERS, mm.OPTIMIZERS, mm.OPTIM_WRAPPERS,
+              mm.OPTIM_WRAPPER_CONSTRUCTORS, mm.PARAM_SCHEDULERS, mm.RUNNERS,
+              mm.RUNNER_CONSTRUCTORS, mm.STRATEGIES, mm.TASK_UTILS, mm.VISBACKENDS,
+              mm.VISUALIZERS, mm.WEIGHT_INITIALIZERS):
+    Registry(_root.name, parent=_root, scope=SCOPE)

@@ -1,15 +1,13 @@
-"""Built-in plugin: registers vggkit.data components through the public hooks."""
+"""Built-in plugin ``vggkit.data``, registering through the hooks a third party uses."""
 from vggkit.hookspecs import hookimpl
 
 
 @hookimpl
 def vggkit_register_transforms(register):
-    from vggkit.data import transforms
-    from vggkit.data.lighting import PCALighting
-    from vggkit.data.packing import PackInputs
-    for cls in (transforms.LoadImage, transforms.IsotropicRescale, transforms.RandomCrop,
-                transforms.CenterCrop, transforms.RandomFlip, transforms.TestRescale,
-                transforms.RandomScaleCrop, transforms.LoadScaleCrop, PCALighting, PackInputs):
+    from vggkit.data import lighting, packing, transforms as t
+    for cls in (t.LoadImage, t.IsotropicRescale, t.RandomCrop, t.CenterCrop, t.RandomFlip,
+                t.TestRescale, t.RandomScaleCrop, t.LoadScaleCrop, lighting.PCALighting,
+                packing.PackInputs):
         register(cls)
 
 

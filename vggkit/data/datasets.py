@@ -62,9 +62,7 @@ class _ImageDataset(BaseDataset):
         self.bad_images = bad_images_log.check_policy(bad_images)
         # Built from vggkit's registry (which falls back to mmengine/mmcv's),
         # so pipelines work outside a runner whose default_scope is 'vggkit'.
-        from vggkit.plugins import load_plugins
         from vggkit.registry import TRANSFORMS
-        load_plugins()
         pipeline = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
         super().__init__(pipeline=pipeline, **kwargs)
 

@@ -1,33 +1,24 @@
-"""Built-in plugin: registers vggkit.engine components through the public hooks."""
-from __future__ import annotations
-
-from typing import Any, Callable
-
+"""Built-in plugin ``vggkit.engine``, registering through the hooks a third party uses."""
 from vggkit.hookspecs import hookimpl
 
 
 @hookimpl
-def vggkit_register_models(register: Callable[..., Any]) -> None:
+def vggkit_register_models(register):
     from vggkit.engine.classifier import VGGClassifier
     register(VGGClassifier)
 
 
 @hookimpl
-def vggkit_register_datasets(register: Callable[..., Any]) -> None:
+def vggkit_register_datasets(register):
     from vggkit.engine.seeding import SeededDataset
     register(SeededDataset)
 
 
 @hookimpl
-def vggkit_register_hooks(register: Callable[..., Any]) -> None:
-    from vggkit.engine.hooks.checkpoint import VGGCheckpointHook
-    from vggkit.engine.hooks.curves import TrainingCurvesHook
-    from vggkit.engine.hooks.guard import NonFiniteLossHook
-    from vggkit.engine.hooks.health import TrainingHealthHook
-    from vggkit.engine.hooks.layer_stats import LayerStatsHook
-    from vggkit.engine.hooks.logging import BadImageSummaryHook, ProgressBarHook, ThroughputHook
-    from vggkit.engine.hooks.resume import ResumeHook
-    for hook in (VGGCheckpointHook, ResumeHook, ThroughputHook, ProgressBarHook,
-                 BadImageSummaryHook, TrainingCurvesHook, NonFiniteLossHook, TrainingHealthHook,
-                 LayerStatsHook):
+def vggkit_register_hooks(register):
+    from vggkit.engine.hooks import (checkpoint, curves, guard, health, layer_stats, logging,
+                                     resume)
+    for hook in (checkpoint.VGGCheckpointHook, resume.ResumeHook, logging.ThroughputHook,
+                 logging.ProgressBarHook, logging.BadImageSummaryHook, curves.TrainingCurvesHook,
+                 guard.NonFiniteLossHook, health.TrainingHealthHook, layer_stats.LayerStatsHook):
         register(hook)

@@ -57,9 +57,7 @@ def check_datasets(cfg: Any) -> Optional[int]:
     Raises:
         DataRootError: naming the path, the dataset and the expected layout.
     """
-    from vggkit.plugins import load_plugins
     from vggkit.registry import DATASETS
-    load_plugins()
     num_classes = None
     for key, dataset in _datasets(cfg):
         try:

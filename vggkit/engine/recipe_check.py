@@ -34,14 +34,11 @@ import json
 import math
 import os
 import sys
-import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import torch
 
-from vggkit.command import positive_int, run_command
-from vggkit.errors import UserError
 
 REPO_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "configs", "tiny", "vgg_a_tiny.py")
@@ -135,7 +132,7 @@ def curves(run_dir: str, epochs: int) -> dict[str, list]:
 
 def test_at_scales(run_dir: str, epochs: int, data_root: str, work_dir: str) -> dict[str, float]:
     """Top-1 error of dense evaluation at each Q alone and over all Q (Tables 3 and 4)."""
-    from vggkit.evaluation.test_tool import main as test_main
+    from vggkit.commands.test import main as test_main
     out: dict[str, float] = {}
     for scales in [[q] for q in TEST_SCALES] + [list(TEST_SCALES)]:
         key = "Q=" + ",".join(map(str, scales))
@@ -254,62 +251,3 @@ def report(runs: dict[str, Run], s: dict[str, dict[str, float]], tests: dict[str
     lines += ["", "Curves: `recipe_check.png`. One seed per run: epoch-to-epoch validation error "
               "moves by several points on 388 images, so differences of a few points are noise."]
     return "\n".join(lines) + "\n"
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vggkit recipe-check", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
-    p.add_argument("--work-dir", default="work_dirs/recipe_check",
-                   help="where the runs' checkpoints and logs go (rerun to resume)")
-    p.add_argument("--out", default="docs", help="folder for recipe_check.md and recipe_check.png")
-    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run")
-    p.add_argument("--width", type=float, default=0.25, help="width multiplier of the copies")
-    p.add_argument("--literal-init", action="store_true",
-                   help="init std 0.01 whatever the width (default 0.01/sqrt(width))")
-    p.add_argument("--seed", type=int, default=0, help="random seed of every run")
-    p.add_argument("--runs", nargs="+", choices=[r.name for r in RUNS], metavar="RUN",
-                   help="only these runs (E_from_A needs A); the report needs all")
-    return p
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    return run_command("vggkit recipe-check", build_parser(), _run, argv)
-
-
-def _run(args: argparse.Namespace) -> int:
-    from vggkit.engine.train import main as train_main
-    from vggkit.fileio import atomic_write_bytes, atomic_write_text
-    from vggkit.machine import machine_line
-    if not 0 < args.width <= 1:
-        raise UserError(f"--width must be in (0, 1], got {args.width}")
-    start = time.time()
-    data_root = digits_root()
-    runs = {r.name: r for r in RUNS if not args.runs or r.name in args.runs}
-    for run in runs.values():
-        if not os.path.exists(final_checkpoint(os.path.join(args.work_dir, run.name), args.epochs)):
-            print(f"\n=== recipe-check: {run.name}: {run.what} ===", flush=True)
-            code = train_main(train_argv(run, args.work_dir, data_root, args.epochs, args.width,
-                                         args.literal_init, args.seed))
-            if code:
-                print(f"recipe-check: error: run {run.name} failed (exit {code})", file=sys.stderr)
-                return code
-    if len(runs) < len(RUNS):
-        return 0
-    histories = {n: curves(os.path.join(args.work_dir, n), args.epochs) for n in runs}
-    summary = {n: summarise(h) for n, h in histories.items()}
-    tests = {n: test_at_scales(os.path.join(args.work_dir, n), args.epochs, data_root, args.work_dir)
-             for n in ("A", "A_fixed_S")}
-    v = verdicts(summary, tests, chance=90.0)
-    os.makedirs(args.out, exist_ok=True)
-    text = report(runs, summary, tests, v, args, machine_line(), (time.time() - start) / 60)
-    atomic_write_text(os.path.join(args.out, "recipe_check.md"), text)
-    atomic_write_bytes(os.path.join(args.out, "recipe_check.png"), render(histories))
-    atomic_write_text(os.path.join(args.out, "recipe_check.json"),
-                      json.dumps({"summary": summary, "tests": tests, "verdicts": v}, indent=2))
-    print(text)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -57,9 +57,7 @@ class SeededDataset(Dataset):
 
     def __init__(self, dataset: Union[dict, Dataset], seed: int | None = None) -> None:
         if isinstance(dataset, dict):
-            from vggkit.plugins import load_plugins
             from vggkit.registry import DATASETS
-            load_plugins()
             dataset = DATASETS.build(dataset)
         self.dataset = dataset
         self.seed = seed

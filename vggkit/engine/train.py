@@ -11,65 +11,20 @@ import argparse
 import os
 import os.path as osp
 import sys
-from typing import Any, Optional
+from typing import Any
 
-from vggkit.command import add_debug_flag, positive_int, run_command
 from vggkit.errors import UserError
 
 LAUNCHERS = ("none", "pytorch", "slurm")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(
-        prog="vggkit train", description="Train a VGG net with the paper's recipe (Sect. 3.1).")
-    parser.add_argument("config", help="config file, e.g. configs/vgg16_d.py")
-    parser.add_argument("--data-root", help="dataset root (ImageNet: DIR/train/<wnid>/*.JPEG, "
-                        "DIR/val/...; image folder: DIR/<class>/*.jpg or DIR/{train,val}/<class>/)")
-    parser.add_argument("--work-dir", help="where logs, checkpoints and curves.png go "
-                        "(default ./work_dirs/<config name>)")
-    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
-                        help="resume from CKPT, or without a value from the newest checkpoint "
-                        "of the work dir (mid-epoch checkpoints continue exactly)")
-    parser.add_argument("--amp", action="store_true",
-                        help="mixed precision: fp16 with loss scaling on CUDA, bf16 on CPU")
-    parser.add_argument("--channels-last", action="store_true",
-                        help="NHWC memory format for weights and inputs")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="none",
-                        help="job launcher: none (one process), pytorch (torchrun), slurm (srun)")
-    parser.add_argument("--seed", type=int, help="random seed (overrides randomness.seed)")
-    parser.add_argument("--deterministic", action="store_true",
-                        help="deterministic algorithms (exactly repeatable runs; slower on GPU)")
-    parser.add_argument("--strict-health", action="store_true",
-                        help="stop (exit 2) instead of warning when training has collapsed: "
-                        "validation predicted as one class, loss stuck at ln(num_classes), or "
-                        "fc7 constant across a batch")
-    parser.add_argument("--layer-stats", type=positive_int, metavar="N",
-                        help="record per-layer activation and gradient statistics of the first N "
-                        "iterations in WORK_DIR/layer_stats.jsonl (where does a run collapse?)")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
-                        help="override config entries, e.g. batch_per_gpu=16 "
-                        "train_cfg.max_epochs=10")
-    return add_debug_flag(parser)
-
-
-def parse_args(argv: Optional[list[str]] = None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
-
-
 def load_config(args: argparse.Namespace) -> Any:
     """The config with every command-line option applied (nothing started yet)."""
-    from mmengine.config import Config
-
+    from vggkit.commands import read_config
     from vggkit.engine.batching import apply_batch, scale_learning_rate, world_size_from_env
     from vggkit.engine.datacheck import apply_data_root, check_datasets
 
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f"config file '{args.config}' does not exist (configs are in "
-                                "configs/, e.g. configs/vgg16_d.py or configs/tiny/vgg_a_tiny.py)")
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = read_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
         "work_dirs", osp.splitext(osp.basename(args.config))[0])
@@ -221,18 +176,3 @@ def build_runner(cfg: Any) -> Any:
     from mmengine.runner import Runner
     _init_distributed(cfg.launcher)
     return Runner.from_cfg(cfg)
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    """Entry point of ``vggkit train``; returns the exit status."""
-    return run_command("vggkit train", build_parser(), _run, argv)
-
-
-def _run(args: argparse.Namespace) -> int:
-    import vggkit  # noqa: F401  (safe torch.load allow-list for resume)
-    build_runner(load_config(args)).train()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

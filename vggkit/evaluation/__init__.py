@@ -5,7 +5,7 @@ Modules: :mod:`~vggkit.evaluation.metrics` (``topk_error``, ``TopKError``),
 :mod:`~vggkit.evaluation.strategies` (the strategies, ``build_strategy``),
 :mod:`~vggkit.evaluation.scales` (the paper's default test scales),
 :mod:`~vggkit.evaluation.posteriors` (save, load, fuse per-image posteriors),
-:mod:`~vggkit.evaluation.test_tool` and :mod:`~vggkit.evaluation.fuse_tool` (CLIs).
+:mod:`~vggkit.commands.test` and :mod:`~vggkit.commands.fuse` (CLIs).
 """
 from __future__ import annotations
 

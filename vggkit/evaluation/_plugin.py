@@ -1,4 +1,4 @@
-"""Built-in plugin: registers vggkit.evaluation components through the public hooks."""
+"""Built-in plugin ``vggkit.evaluation``, registering through the hooks a third party uses."""
 from vggkit.hookspecs import hookimpl
 
 

@@ -89,9 +89,7 @@ def load_test_set(config: Any, data_root: str | None = None, config_path: str = 
     Only image paths and labels are read: strategies rescale the images
     themselves, so the config's test pipeline is not used.
     """
-    from vggkit.plugins import load_plugins
     from vggkit.registry import DATASETS
-    load_plugins()
     try:
         ds_cfg = dict(config["test_dataloader"]["dataset"])
     except (KeyError, TypeError):

@@ -282,9 +282,7 @@ class DenseMultiCrop(Combined):
 
 def strategy_names() -> list[str]:
     """Names of every registered strategy (after loading plugins)."""
-    from vggkit.plugins import load_plugins
     from vggkit.registry import EVAL_STRATEGIES
-    load_plugins()
     return EVAL_STRATEGIES.known_names()
 
 
@@ -294,9 +292,7 @@ def build_strategy(name: str, **kwargs: Any) -> EvalStrategy:
     Raises:
         UnknownStrategyError: listing the known names.
     """
-    from vggkit.plugins import load_plugins
     from vggkit.registry import EVAL_STRATEGIES
-    load_plugins()
     cls = EVAL_STRATEGIES.get(name)
     if cls is None:
         raise UnknownStrategyError(

@@ -8,7 +8,7 @@
   :func:`load_features` (one call; ``np.load('DIR/features.npy')`` works too).
 * :mod:`~vggkit.features.runner` -- shards of a task over ranks, resume.
 * :mod:`~vggkit.features.lock` -- one writer per store (an OS file lock).
-* :mod:`~vggkit.features.extract_tool` -- ``tools/extract_features.py``.
+* :mod:`~vggkit.commands.extract` -- ``tools/extract_features.py``.
 """
 from __future__ import annotations
 

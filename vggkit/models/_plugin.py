@@ -1,27 +1,20 @@
-"""Built-in plugin: registers vggkit.models components through the public hooks."""
-from __future__ import annotations
-
-from typing import Any, Callable
-
+"""Built-in plugin ``vggkit.models``, registering through the hooks a third party uses."""
 from vggkit.hookspecs import hookimpl
 
+# Components are imported inside the hooks: a broken one fails its hook (one
+# warning), not the loading of every plugin.
+
 
 @hookimpl
-def vggkit_register_backbones(register: Callable[..., Any]) -> None:
-    from vggkit.models.vgg import VGG
+def vggkit_register_models(register):
+    from vggkit.models.vgg import VGG, VGGHead
     register(VGG)
-
-
-@hookimpl
-def vggkit_register_heads(register: Callable[..., Any]) -> None:
-    from vggkit.models.vgg import VGGHead
     register(VGGHead)
 
 
 @hookimpl
-def vggkit_register_weight_converters(register: Callable[..., Any]) -> None:
-    from vggkit.models.caffe import CaffeConverter
-    from vggkit.models.converters import (MMPretrainConverter, TimmConverter,
-                                          TorchvisionConverter)
-    for converter in (TorchvisionConverter, TimmConverter, MMPretrainConverter, CaffeConverter):
-        register(converter, converter.name)
+def vggkit_register_weight_converters(register):
+    from vggkit.models import caffe, converters as c
+    for cls in (c.TorchvisionConverter, c.TimmConverter, c.MMPretrainConverter,
+                caffe.CaffeConverter):
+        register(cls, cls.name)

@@ -34,7 +34,9 @@ from typing import Any, ClassVar, Mapping
 import torch
 from torch import Tensor, nn
 
+from vggkit.checkpoint import HASH_FORMAT_KEY, HASH_KEY
 from vggkit.fileio import atomic_torch_save
+from vggkit.models.io import read_checkpoint, save_checkpoint
 from vggkit.models.preprocess import TORCHVISION_PREPROCESS
 from vggkit.models.vgg import CONFIGS, VGG, build_vgg, scaled
 
@@ -263,3 +265,41 @@ class MMPretrainConverter(WeightConverter):
     def write(self, state_dict: dict[str, Tensor], path: str, meta: Mapping[str, Any]) -> None:
         # mmpretrain/mmengine checkpoints keep weights under 'state_dict'
         atomic_torch_save(path, {"state_dict": state_dict, "meta": {"vggkit": dict(meta)}})
+
+
+def get_converter(name: str, **kwargs: Any) -> WeightConverter:
+    """The converter registered as ``name`` (via the plugins' WEIGHT_CONVERTERS)."""
+    from vggkit.registry import WEIGHT_CONVERTERS
+    cls = WEIGHT_CONVERTERS.get(name)
+    if cls is None:
+        raise ConversionError(f"no weight converter '{name}'; known: "
+                              f"{', '.join(WEIGHT_CONVERTERS.known_names())}")
+    return cls(**kwargs)
+
+
+def import_weights(src: str, path: str, out: str, arch: str | None = None,
+                   to_rgb: bool = False) -> dict[str, Any]:
+    """Convert ``path`` (``src`` layout) to a vggkit checkpoint ``out``; returns meta.
+
+    The checkpoint records ``path``'s sha256 (``meta['source_sha256']``) and
+    the sha256 of each converted tensor (``meta['state_dict_sha256']``).
+    """
+    converter = get_converter(src, **({"to_rgb": True} if to_rgb else {}))
+    state_dict, meta = converter.convert_with_meta(path, arch)
+    save_checkpoint(out, state_dict, meta)
+    return meta
+
+
+def export_weights(dst: str, path: str, out: str) -> dict[str, Any]:
+    """Write vggkit checkpoint ``path`` in ``dst``'s layout to ``out``; returns meta."""
+    state_dict, meta = read_checkpoint(path)
+    arch = meta.get("arch")
+    if arch is None:
+        raise ConversionError(f"checkpoint '{path}' records no meta['arch']; cannot export it")
+    model = _model_for(state_dict, arch)
+    converter = get_converter(dst)
+    theirs = converter.export(state_dict, model)
+    # our content hash names our keys: it would not describe the exported file
+    kept = {k: v for k, v in meta.items() if k not in (HASH_KEY, HASH_FORMAT_KEY)}
+    converter.write(theirs, out, {**kept, "conv_names": list(model.conv_names)})
+    return meta

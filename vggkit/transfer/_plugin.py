@@ -1,8 +1,8 @@
-"""Built-in plugin: registers vggkit.transfer components through the public hooks."""
+"""Built-in plugin ``vggkit.transfer``, registering through the hooks a third party uses."""
 from vggkit.hookspecs import hookimpl
 
 
 @hookimpl
-def vggkit_register_transfer_tasks(register):  # noqa: ANN001 - pluggy passes the callable
+def vggkit_register_transfer_tasks(register):
     from vggkit.transfer.single_label import ImageFolderTask
     register(ImageFolderTask, "imagefolder")

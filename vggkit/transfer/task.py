@@ -175,9 +175,7 @@ def build_task(name: str | dict | TransferTask, **kwargs: Any) -> TransferTask:
     """
     if isinstance(name, TransferTask):
         return name
-    from vggkit.plugins import load_plugins
     from vggkit.registry import TRANSFER_TASKS
-    load_plugins()
     cfg = dict(name) if isinstance(name, dict) else {"type": name}
     cfg.update(kwargs)
     task_type = cfg.pop("type")

@@ -21,10 +21,13 @@ class NonFiniteLossHook(Hook):
     def after_train_iter(self, runner: Any, batch_idx: int, data_batch: Any = None,
                          outputs: Any = None) -> None:
         loss = (outputs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
+        if loss is None:
+            return
+        value = loss.item() if hasattr(loss, "item") else float(loss)  # item(): no autograd warning
+        if not math.isfinite(value):
             lr = runner.optim_wrapper.get_lr()
             raise TrainingDivergedError(
-                f"training loss is {float(loss)} at epoch {runner.epoch + 1}, iteration "
+                f"training loss is {value} at epoch {runner.epoch + 1}, iteration "
                 f"{runner.iter + 1} (lr {lr}): the run diverged. Lower the learning rate "
                 "(--cfg-options optim_wrapper.optimizer.lr=...) or the init scale "
                 "(model.vgg.init_std), and resume from an earlier checkpoint or start again.")

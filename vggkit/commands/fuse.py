@@ -2,8 +2,8 @@
 
 Example (the paper's D + E fusion, Table 7, from two earlier test runs)::
 
-    python -m vggkit.evaluation.fuse_tool d.npz e.npz --out fused.json
-    python -m vggkit.evaluation.fuse_tool d.npz:dense e.npz:multicrop
+    python -m vggkit.commands.fuse d.npz e.npz --out fused.json
+    python -m vggkit.commands.fuse d.npz:dense e.npz:multicrop
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from vggkit.command import check_output_file, run_command
+from vggkit.commands import check_output_file, run_command
 from vggkit.evaluation.posteriors import Posteriors, fuse, load_posteriors, save_posteriors
 from vggkit.evaluation.report import errors, format_results
 from vggkit.fileio import atomic_write_json

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from vggkit.errors import UserError, report, user_error
 
@@ -82,3 +82,24 @@ def check_output_file(path: Optional[str], option: str) -> None:
     if not os.path.isdir(parent):
         raise UserError(f"{option} '{path}': directory '{parent}' does not exist; create it "
                         "first or choose another path")
+
+
+def add_cfg_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Give a command that reads configs ``--cfg-options KEY=VALUE ...`` (mmengine's syntax)."""
+    from mmengine.config import DictAction
+    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
+                        help="override config entries, e.g. model.vgg.fc_width=1024 "
+                             "test_dataloader.dataset.cache=False (applied to every config read)")
+    return parser
+
+
+def read_config(path: str, options: Optional[dict] = None) -> Any:
+    """The mmengine ``Config`` at ``path`` with ``--cfg-options`` merged in."""
+    from mmengine.config import Config
+    if not os.path.isfile(path):
+        raise UserError(f"config file '{path}' does not exist (configs are in configs/, e.g. "
+                        "configs/vgg16_d.py or configs/tiny/vgg_a_tiny.py)")
+    cfg = Config.fromfile(path)
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg

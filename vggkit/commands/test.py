@@ -14,7 +14,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from vggkit.command import check_output_file, non_negative_int, positive_int, run_command
+from vggkit.commands import (add_cfg_options, check_output_file, non_negative_int, positive_int,
+                             read_config, run_command)
 from vggkit.evaluation.distributed import gather_shards, init_distributed, merge_shards, rank_and_world
 from vggkit.evaluation.loading import ModelEntry, check_classes, load_model, load_test_set
 from vggkit.evaluation.loop import evaluate_shard, result_key
@@ -69,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="decode large JPEGs at reduced size (libjpeg draft; faster, not "
                    "bit-identical)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return p
+    return add_cfg_options(p)
 
 
 def _device(args: argparse.Namespace) -> str:
@@ -109,7 +110,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from mmengine.config import Config
     check_output_file(args.out, "--out")
     check_output_file(args.save_posteriors, "--save-posteriors")
     if args.threads:
@@ -118,10 +118,11 @@ def _run(args: argparse.Namespace) -> int:
     device = _device(args)
     names = list(dict.fromkeys(args.strategy))
     strategies = {n: build_strategy(n, batch_size=args.batch_size) for n in names}
-    cfg = Config.fromfile(args.config)
+    cfg = read_config(args.config, args.cfg_options)
     test_set = load_test_set(cfg, args.data_root, args.config)
     entries = [load_model(cfg, args.checkpoint, device, args.scales, args.config)]
-    entries += [load_model(c, k, device, args.scales) for c, k in args.fuse]
+    entries += [load_model(read_config(c, args.cfg_options), k, device, args.scales, c)
+                for c, k in args.fuse]
     for entry in entries:
         check_classes(entry, test_set)
     saved = [load_posteriors(f) for f in args.fuse_posteriors]

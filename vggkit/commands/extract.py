@@ -19,7 +19,7 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from vggkit.command import positive_int, run_command
+from vggkit.commands import add_cfg_options, positive_int, read_config, run_command
 from vggkit.errors import UserError
 from vggkit.features.descriptor import AGGREGATES, LAYERS
 from vggkit.features.engine import (BACKENDS, MAX_BATCH_PIXELS, PRECISIONS, FeatureExtractor,
@@ -76,19 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-shards", action="store_true",
                    help="keep shards/ after features.npy is assembled")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    return p
+    return add_cfg_options(p)
 
 
-def load_net(config: str, checkpoint: str, device: str) -> tuple[Net, dict[str, Any]]:
+def load_net(config: str, checkpoint: str, device: str,
+             cfg_options: dict | None = None) -> tuple[Net, dict[str, Any]]:
     """Build the net of ``config``, load ``checkpoint``; return it and its settings record."""
-    from mmengine.config import Config
-
     from vggkit.models.from_config import build_from_config
-    if not os.path.isfile(config):
-        raise FileNotFoundError(f"config '{config}' does not exist (arguments are CONFIG CKPT pairs)")
+    cfg = read_config(config, cfg_options)
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"checkpoint '{checkpoint}' does not exist")
-    model, meta, kwargs = build_from_config(Config.fromfile(config), checkpoint, f"config '{config}'")
+    model, meta, kwargs = build_from_config(cfg, checkpoint, f"config '{config}'")
     preprocess = dict(meta.get("preprocess") or {})
     net = Net(model=model, preprocess=preprocess, name=checkpoint)  # moved by the extractor
     record = {"vgg": {k: v for k, v in kwargs.items() if k not in _NOT_FEATURES},
@@ -170,7 +168,7 @@ def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore) ->
     device = args.device or _default_device(args.launcher)
 
     pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))
-    loaded = [load_net(cfg, ckpt, device) for cfg, ckpt in pairs]
+    loaded = [load_net(cfg, ckpt, device, args.cfg_options) for cfg, ckpt in pairs]
     extractor = FeatureExtractor([n for n, _ in loaded], scales=scales, aggregate=aggregate,
                                  layer=args.layer, relu=args.relu, batch_size=args.batch_size,
                                  precision=args.precision, backend=args.backend,

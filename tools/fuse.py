@@ -1,0 +1,3 @@
+import sys
+from vggkit.commands.fuse import main
+sys.exit(main())
