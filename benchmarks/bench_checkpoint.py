@@ -17,7 +17,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import machine_line, medians, time_alternating, write_fragment  # noqa: E402
 
-import vggkit.checkpoint as ckpt  # noqa: E402
+import vggkit.safe_load as ckpt  # noqa: E402
 from vggkit.models import build_vgg, save_checkpoint  # noqa: E402
 
 

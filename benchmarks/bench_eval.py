@@ -33,7 +33,7 @@ from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import RESULTS, machine_line, make_jpegs, medians  # noqa: E402
 
-from vggkit.evaluation.inputs import rescale_views  # noqa: E402
+from vggkit.inference.views import image_views as rescale_views  # noqa: E402
 from vggkit.evaluation.strategies import build_strategy, grid_offsets  # noqa: E402
 from vggkit.fileio import atomic_write_text  # noqa: E402
 from vggkit.models import DEFAULT_PREPROCESS, build_vgg, normalize  # noqa: E402

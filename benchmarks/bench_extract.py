@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="markdown fragment to write")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from vggkit.features.engine import FeatureExtractor, Net, cpu_has_bf16
+    from vggkit.features.extractor import FeatureExtractor, Net
+    from vggkit.inference.backends import cpu_has_bf16
     from vggkit.fileio import atomic_write_text
 
     info = machine()

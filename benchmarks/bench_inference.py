@@ -31,7 +31,8 @@ from common import machine_line, medians, time_alternating, write_fragment  # no
 
 from vggkit.models import build_vgg  # noqa: E402
 from vggkit.models.converters import get_converter  # noqa: E402
-from vggkit.models.runtime import available_backends, compile_for_inference  # noqa: E402
+from vggkit.inference.backends import available_backends  # noqa: E402
+from vggkit.inference.runners import compile_for_inference  # noqa: E402
 
 GMACS_VGG16 = 15.47  # multiply-adds per 224 image (vggkit describe vgg16)
 

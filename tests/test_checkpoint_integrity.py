@@ -16,7 +16,7 @@ import torch
 
 import vggkit
 from helpers import REPO, make_split_folder
-from vggkit.checkpoint import (HASH_KEY, CheckpointError, UnsafeCheckpointError,
+from vggkit.safe_load import (HASH_KEY, CheckpointError, UnsafeCheckpointError,
                                UnverifiedCheckpointWarning, torch_load)
 from vggkit.models import build_vgg, read_checkpoint, save_checkpoint
 

@@ -10,7 +10,7 @@ from mmengine.runner import Runner
 from torch.utils.data import Dataset
 
 import vggkit  # noqa: F401  (installs the allow-list)
-from vggkit.checkpoint import UnsafeCheckpointError, torch_load
+from vggkit.safe_load import UnsafeCheckpointError, torch_load
 
 
 class _Points(Dataset):

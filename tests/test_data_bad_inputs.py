@@ -160,7 +160,7 @@ def test_interrupts_and_memory_errors_pass_through(tmp_path, monkeypatch, error)
 
 
 def test_evaluation_header_scan_sorts_bad_files_last(corpus):
-    from vggkit.evaluation.inputs import aspect_order
+    from vggkit.inference.views import aspect_order
     paths = [str(corpus["dds_renamed.png"]), str(corpus["cmyk.jpg"]), str(corpus["bomb.png"])]
     assert aspect_order(paths) == [1, 0, 2]
 

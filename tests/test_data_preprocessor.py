@@ -12,7 +12,7 @@ from PIL import Image
 from vggkit.data.lighting import PCALighting
 from vggkit.data.preprocessor import VGGDataPreprocessor
 from vggkit.commands.stats import main as stats_main
-from vggkit.data.stats_file import load_stats
+from vggkit.data.stats import load_stats
 
 
 def _pixel_batch(rgb, n=2, size=(4, 5)):

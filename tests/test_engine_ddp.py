@@ -9,7 +9,7 @@ import textwrap
 
 from helpers import REPO, env, make_image_folder
 
-from vggkit.checkpoint import torch_load
+from vggkit.safe_load import torch_load
 
 RECORDER = textwrap.dedent("""
     import os, sys

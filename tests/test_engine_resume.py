@@ -13,7 +13,7 @@ import torch
 
 from helpers import REPO, env, make_image_folder
 
-from vggkit.checkpoint import torch_load
+from vggkit.safe_load import torch_load
 
 # 3 classes x 8 images, batch 8 (4 per iteration, accumulated twice): 6 iterations
 # per epoch, 2 epochs; a mid-epoch checkpoint every 2 iterations.

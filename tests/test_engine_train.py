@@ -9,7 +9,7 @@ from PIL import Image
 
 from helpers import REPO, make_image_folder, make_split_folder, run_train
 
-from vggkit.checkpoint import torch_load
+from vggkit.safe_load import torch_load
 from vggkit.commands.train import main, parse_args
 from vggkit.engine.train import load_config
 

@@ -15,17 +15,16 @@ import torch
 from mmengine.config import Config
 
 from helpers import env
-
-from vggkit.checkpoint import torch_load
-from vggkit.engine.atomic import BACKEND_NAME, atomic_write_bytes
 from vggkit.engine.batching import apply_batch, scale_learning_rate, split_batch
-from vggkit.engine.hooks.checkpoint import find_resume_checkpoint
+from vggkit.engine.hooks.checkpoint import BACKEND_NAME, find_resume_checkpoint
 from vggkit.engine.scales import checkpoint_train_scale
 from vggkit.engine.seeding import SeededDataset
+from vggkit.fileio import atomic_write_bytes
+from vggkit.safe_load import torch_load
 
 WRITER = textwrap.dedent(f"""
     import sys, torch
-    import vggkit.engine.atomic  # registers the backend
+    import vggkit.engine.hooks.checkpoint  # registers the backend
     from mmengine.runner.checkpoint import save_checkpoint
     path = sys.argv[1]
     for i in range(10_000):

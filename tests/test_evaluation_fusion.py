@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from vggkit.evaluation.distributed import merge_shards, shard
+from vggkit.inference.distributed import merge_shards, shard
 from vggkit.commands.fuse import main as fuse_main
 from vggkit.evaluation.posteriors import Posteriors, fuse, load_posteriors, save_posteriors
 

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import nn
 
-from vggkit.evaluation.inputs import rescale_views
-from vggkit.evaluation.scales import default_test_scales
+from vggkit.engine.scales import default_test_scales
+from vggkit.inference.views import image_views
 from helpers import TenCropPlugin
 from vggkit.evaluation.strategies import (MultiCrop, UnknownStrategyError, build_strategy,
                                           grid_offsets)
@@ -37,7 +37,7 @@ def _image(h: int, w: int, seed: int = 0) -> Image.Image:
 def _views(images, scales):
     views: dict[int, list] = {}
     for img in images:
-        for q, t in rescale_views(img, scales).items():
+        for q, t in image_views(img, scales).items():
             views.setdefault(q, []).append(t)
     return views
 
@@ -122,7 +122,7 @@ def test_dense_at_crop_scale_on_square_image_equals_center(tiny):
 def test_dense_averages_score_map_then_softmax(tiny):
     # independent re-derivation: a 64x96 image gives a 2x3 score map; average, then softmax
     img = _image(64, 96)
-    x = rescale_views(img, [64])[64][None].float()
+    x = image_views(img, [64])[64][None].float()
     scores = tiny.dense(x)
     assert scores.shape[-2:] == (2, 3)  # (64/32 - 1 + 1, 96/32 - 1 + 1)
     expected = F.softmax(scores.mean((2, 3)), 1)

@@ -261,10 +261,10 @@ def test_shipped_tiny_config_with_train_val_root(tmp_path):
 
 
 def test_default_scales_of_converted_weights():
-    from vggkit.evaluation.loading import train_scale_of
-    assert train_scale_of({"source": "caffe"}, {}) == {"S_min": 256, "S_max": 512}
-    assert train_scale_of({"source": "torchvision"}, {"train_scale": 256}) is None
-    assert train_scale_of({"train_scale": {"S": 384}, "source": "vggkit"}, {}) == {"S": 384}
+    from vggkit.engine.scales import weights_train_scale
+    assert weights_train_scale({"source": "caffe"}, {}) == {"S_min": 256, "S_max": 512}
+    assert weights_train_scale({"source": "torchvision"}, {"train_scale": 256}) is None
+    assert weights_train_scale({"train_scale": {"S": 384}, "source": "vggkit"}, {}) == {"S": 384}
 
 
 def test_cfg_options_reach_the_config(setup, capsys):

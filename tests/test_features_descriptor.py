@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vggkit.features.engine import FeatureExtractor, Net, onnxruntime_available, size_batches
+from vggkit.features.extractor import FeatureExtractor, Net
+from vggkit.inference.backends import onnxruntime_available
+from vggkit.inference.batching import size_batches
 from vggkit.models import build_vgg
 
 PRE = {"mean": [120.0, 110.0, 100.0], "std": [60.0, 50.0, 40.0], "bgr": False}
@@ -58,7 +60,7 @@ def hand_descriptor(model, img: Image.Image, q: int, relu: bool = True) -> np.nd
     return (d / d.norm()).numpy()
 
 
-BACKENDS = ["eager", "mkldnn"] + (["onnxruntime"] if onnxruntime_available() else [])
+BACKENDS = ["eager", "jit", "mkldnn"] + (["onnxruntime"] if onnxruntime_available() else [])
 
 
 @pytest.mark.parametrize("relu,backend", [(True, b) for b in BACKENDS] + [(False, "auto")])

@@ -161,10 +161,10 @@ def test_without_os_locks_it_warns_and_goes_on(tmp_path, monkeypatch, broken):
 
 def test_only_rank_0_of_a_distributed_run_locks(tmp_path, monkeypatch):
     with StoreLock(str(tmp_path)):  # stands for rank 0 of the same run
-        monkeypatch.setattr(runner, "_distributed", lambda: (1, 2))
+        monkeypatch.setattr(runner, "rank_and_world", lambda: (1, 2))
         with runner.writer_lock(str(tmp_path)) as lock:
             assert lock is None  # rank 1 shares the store, is not refused
-        monkeypatch.setattr(runner, "_distributed", lambda: (0, 2))
+        monkeypatch.setattr(runner, "rank_and_world", lambda: (0, 2))
         with pytest.raises(StoreLockedError):
             with runner.writer_lock(str(tmp_path)):
                 pass

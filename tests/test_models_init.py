@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from vggkit.checkpoint import UnsafeCheckpointError
+from vggkit.safe_load import UnsafeCheckpointError
 from vggkit.models import (DEFAULT_PREPROCESS, build_vgg, init_from_checkpoint, load_checkpoint,
                            normalize, save_checkpoint)
 

@@ -170,3 +170,21 @@ def test_svm_transfer_tool_end_to_end(tmp_path):
     assert res["mean"] > 90 and res["splits"][0]["C"] in (0.1, 1.0)
     assert len(res["splits"][0]["split"]["train"]) == 18
     assert (tmp_path / "res.png").stat().st_size > 0
+
+
+def test_folder_task_reads_flat_and_class_folders(tmp_path):
+    task = build_task("folder")
+    flat = tmp_path / "holiday"
+    flat.mkdir()
+    for name in ("b.jpg", "a.png", "notes.txt"):
+        (flat / name).write_bytes(b"") if name.endswith(".txt") else jpeg(flat / name)
+    data = task.scan(str(flat))
+    assert data.ids == ["a.png", "b.jpg"] and data.classes == ["holiday"]
+    assert data.labels.tolist() == [0, 0]
+    class_tree(tmp_path / "classes", {"cat": 2, "dog": 1})
+    data = task.scan(str(tmp_path / "classes"))
+    assert data.classes == ["cat", "dog"] and data.labels.tolist() == [0, 0, 1]
+    with pytest.raises(TaskLayoutError, match="does not exist"):
+        task.scan(str(tmp_path / "missing"))
+    with pytest.raises(NotImplementedError, match="defines no splits"):
+        task.splits(data)

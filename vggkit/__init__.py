@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from vggkit import checkpoint as _checkpoint  # noqa: F401  (torch>=2.6 fix for mmengine)
+from vggkit import safe_load as _safe_load  # noqa: F401  (torch>=2.6 fix for mmengine)
 from vggkit.hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -11,8 +11,8 @@ __all__ = ["__version__", "build_vgg", "hookimpl", "load_checkpoint"]
 
 
 def __getattr__(name: str) -> Any:
-    # The model zoo imports torch.nn layers; keep `import vggkit` (and thus
-    # plugin discovery from the CLI) light until a model is asked for.
+    # `import vggkit` loads torch (the safe loader patches torch.load for
+    # mmengine) but not the model zoo, which waits until a model is asked for.
     if name in ("build_vgg", "load_checkpoint"):
         from vggkit import models
         return getattr(models, name)

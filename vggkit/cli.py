@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "extract": ("vggkit.commands.extract", "extract penultimate-layer features (tools/extract_features.py)"),
     "transfer": ("vggkit.commands.transfer", "linear-SVM transfer on extracted features (tools/svm_transfer.py)"),
     "convert": ("vggkit.commands.convert", "convert published weights (tools/convert_weights.py)"),
+    "weights": ("vggkit.commands.weights", "published weights by name: list, get (tools/weights.py)"),
     "stats": ("vggkit.commands.stats", "mean RGB and PCA colour statistics of a dataset (tools/dataset_stats.py)"),
     "demo": ("vggkit.commands.demo", "the whole job on scikit-learn's digits (make demo)"),
     "plugins": ("vggkit.commands.plugins", "list loaded plugins and what they registered"),

@@ -51,3 +51,12 @@ def vggkit_register_transfer_tasks(register: Register) -> None:
 @hookspec
 def vggkit_register_weight_converters(register: Register) -> None:
     """WEIGHT_CONVERTERS: converters of published weights (torchvision, Caffe, ...)."""
+
+
+@hookspec
+def vggkit_register_weights(register: Register) -> None:
+    """WEIGHTS: published weights by name (:class:`vggkit.weights.WeightsEntry`).
+
+    Entry names may contain dots (``vgg16.torchvision``); ``register(entry)``
+    registers it under ``entry.name``.
+    """

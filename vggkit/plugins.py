@@ -28,7 +28,7 @@ from vggkit import __version__, hookspecs
 from vggkit.errors import UserError
 from vggkit.registry import ALL, SCOPE
 
-BUILTIN_PLUGINS = ("models", "data", "engine", "evaluation", "transfer")  # vggkit.<x>._plugin
+BUILTIN_PLUGINS = ("models", "data", "engine", "evaluation", "transfer", "weights")  # vggkit.<x>._plugin
 
 
 class PluginError(UserError, RuntimeError):
@@ -134,7 +134,7 @@ class PluginManager:
         """The ``register`` callable a hook receives."""
         def register(obj: Any, name: str | None = None) -> None:
             key = name or getattr(obj, "__name__", None)
-            if not isinstance(key, str) or "." in key:
+            if not isinstance(key, str) or ("." in key and not ALL[kind].dotted_names):
                 raise ValueError(f"cannot register {obj!r} as {key!r}; pass a name without '.'")
             if components.module_dict.get(key) is obj:
                 return  # the identical object twice: a no-op

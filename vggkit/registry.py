@@ -32,6 +32,9 @@ class VggkitRegistry(Registry):
     them without removing anything from an mmengine registry.
     """
 
+    #: whether names may contain '.' (else '.' only separates a plugin's qualifier)
+    dotted_names = False
+
     def __init__(self, name: str, parent: Registry | None = None) -> None:
         super().__init__(name, parent=parent, scope=SCOPE)
         self.plugins: dict[str, Registry] = {}  # plugin name -> its components
@@ -54,18 +57,23 @@ class VggkitRegistry(Registry):
         _load_plugins()
         scope, name = self.split_scope_key(key)
         if scope is None and name not in self.module_dict:
-            found = {p: components.module_dict[name] for p, components in self.plugins.items()
-                     if name in components.module_dict}
-            if len({id(obj) for obj in found.values()}) > 1:
-                claims = ", ".join(f"plugin '{p}' as '{p}.{name}'" for p in found)
-                raise PluginConflictError(
-                    f"{self.name} '{name}' is registered by more than one plugin ({claims}); "
-                    f"use a qualified name, e.g. type='{next(iter(found))}.{name}'")
-            if found:
-                return next(iter(found.values()))
+            found = self._claimed(name)
+            if found is not None:
+                return found
         elif scope in self.plugins and scope != SCOPE:
             return self.plugins[scope].module_dict.get(name)
         return super().get(key)
+
+    def _claimed(self, name: str) -> Any:
+        """The plugins' component called ``name`` (None if none; two claims raise)."""
+        found = {p: components.module_dict[name] for p, components in self.plugins.items()
+                 if name in components.module_dict}
+        if len({id(obj) for obj in found.values()}) > 1:
+            claims = ", ".join(f"plugin '{p}' as '{p}.{name}'" for p in found)
+            raise PluginConflictError(
+                f"{self.name} '{name}' is registered by more than one plugin ({claims}); "
+                f"use a qualified name, e.g. type='{next(iter(found))}.{name}'")
+        return next(iter(found.values()), None)
 
     def build(self, cfg: dict, *args: Any, **kwargs: Any) -> Any:
         # mmengine resolves names in the current default scope, which a Runner of
@@ -83,6 +91,27 @@ class VggkitRegistry(Registry):
         return sorted(names)
 
 
+class DottedNameRegistry(VggkitRegistry):
+    """A registry whose names contain dots (``vgg16.torchvision``): a name is first
+    looked up whole, then as ``plugin.name`` or ``vggkit.name``."""
+
+    dotted_names = True
+
+    def get(self, key: str) -> Any:
+        _load_plugins()
+        if key in self.module_dict:  # a built-in, e.g. 'vgg16.torchvision'
+            return self.module_dict[key]
+        found = self._claimed(key)
+        if found is not None:
+            return found
+        scope, name = self.split_scope_key(key)
+        if scope == SCOPE:
+            return self.module_dict.get(name)
+        if scope in self.plugins:
+            return self.plugins[scope].module_dict.get(name)
+        return None
+
+
 def _load_plugins() -> None:
     from vggkit.plugins import load_plugins  # not at the top: vggkit.plugins imports us
     load_plugins()
@@ -97,12 +126,13 @@ HOOKS = VggkitRegistry("hook", mm.HOOKS)
 EVAL_STRATEGIES = VggkitRegistry("eval strategy")
 TRANSFER_TASKS = VggkitRegistry("transfer task")
 WEIGHT_CONVERTERS = VggkitRegistry("weight converter")
+WEIGHTS = DottedNameRegistry("weights")
 
 #: listing name, also the hook's suffix (vggkit_register_<name>) -> registry
 ALL: dict[str, VggkitRegistry] = {
     "models": MODELS, "datasets": DATASETS, "transforms": TRANSFORMS, "metrics": METRICS,
     "hooks": HOOKS, "eval_strategies": EVAL_STRATEGIES, "transfer_tasks": TRANSFER_TASKS,
-    "weight_converters": WEIGHT_CONVERTERS,
+    "weight_converters": WEIGHT_CONVERTERS, "weights": WEIGHTS,
 }
 
 # No hook feeds mmengine's other roots, but a runner with default_scope='vggkit'

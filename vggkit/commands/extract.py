@@ -22,10 +22,13 @@ import torch
 from vggkit.commands import add_cfg_options, positive_int, read_config, run_command
 from vggkit.errors import UserError
 from vggkit.features.descriptor import AGGREGATES, LAYERS
-from vggkit.features.engine import (BACKENDS, MAX_BATCH_PIXELS, PRECISIONS, FeatureExtractor,
-                                    Net)
-from vggkit.features.runner import BAD_IMAGE_MODES, run_extraction, share_outcome, writer_lock
+from vggkit.features.extractor import FeatureExtractor, Net
+from vggkit.features.runner import BAD_IMAGE_MODES, run_extraction, writer_lock
 from vggkit.features.store import FeatureStore, sha256_file, sha256_json
+from vggkit.inference.backends import BACKENDS, PRECISIONS
+from vggkit.inference.batching import MAX_BATCH_PIXELS
+from vggkit.inference.distributed import rank_and_world, share_outcome
+from vggkit.inference.launch import add_launch_options, launch
 
 #: build_vgg arguments that do not change a loaded net's features
 _NOT_FEATURES = ("init", "init_std", "init_checkpoint", "init_conv_layers", "init_fc_layers",
@@ -56,26 +59,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images of equal rescaled size per batch; each runs with its mirror")
     p.add_argument("--shard-size", type=positive_int, default=256,
                    help="images per shard: the unit of resuming and of distribution")
-    p.add_argument("--launcher", choices=("none", "pytorch"), default="none",
-                   help="'pytorch' for torchrun: ranks write disjoint shards")
     p.add_argument("--bad-images", choices=BAD_IMAGE_MODES, default="strict",
                    help="'strict' stops at an unreadable image; 'skip' stores a zero row, "
                         "lists it in the manifest and leaves it out of load_features")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="'auto' = bf16 autocast on CPUs with AVX-512 BF16/AMX, else fp32")
+                   help="'auto' = bf16 autocast on CPUs with AVX-512 BF16/AMX, else fp32; "
+                        "bf16 and fp16 (CUDA) run the eager backend")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="'onnxruntime' (CPU, fp32, if installed); 'mkldnn': oneDNN blocked "
-                        "layout (CPU, fp32); 'eager': plain PyTorch; 'auto': the first that "
-                        "applies")
+                        "layout (CPU, fp32); 'jit': TorchScript (fp32); 'eager': plain PyTorch; "
+                        "'auto': the first of onnxruntime, mkldnn, eager that applies")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="eager backend: channels-last memory format")
-    p.add_argument("--threads", type=positive_int,
-                   help="torch intra-op threads (default: torch's choice); recorded")
-    p.add_argument("--device", default=None,
-                   help="torch device (default cuda:LOCAL_RANK if available, else cpu)")
     p.add_argument("--keep-shards", action="store_true",
                    help="keep shards/ after features.npy is assembled")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_launch_options(p, "ranks write disjoint shards")
     return add_cfg_options(p)
 
 
@@ -94,28 +92,13 @@ def load_net(config: str, checkpoint: str, device: str,
     return net, record
 
 
-def _init_distributed(launcher: str) -> None:
-    if launcher == "none":
-        return
-    import torch.distributed as dist
-    if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-
-
-def _default_device(launcher: str) -> str:
-    if not torch.cuda.is_available():
-        return "cpu"
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if launcher != "none" else "cuda"
-
-
 def _open_store(store: FeatureStore, settings: dict, index: dict, labels: np.ndarray,
                 info: dict) -> None:
     """Rank 0 creates or checks the store; every rank learns the outcome.
 
     The caller holds :func:`writer_lock`, so no other run writes in between.
     """
-    import torch.distributed as dist
-    first = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+    first = rank_and_world()[0] == 0
     error: BaseException | None = None
     if first:
         try:
@@ -148,24 +131,21 @@ def extract(args: argparse.Namespace) -> int:
     The store's writer lock is taken first, so a second run into the same
     ``--out`` is refused before it scans images or loads nets.
     """
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    device = launch(args)
     from vggkit.transfer.task import build_task
     task = build_task(args.task)
     store = FeatureStore(args.out or os.path.join("work_dirs", "features", args.task))
-    _init_distributed(args.launcher)
     with writer_lock(store.root):  # held until this run ends; a second writer is refused
-        return _extract_locked(args, task, store)
+        return _extract_locked(args, task, store, device)
 
 
-def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore) -> int:
+def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, device: str) -> int:
     """The work of :func:`extract`, done while this run is the store's only writer."""
     data = task.scan(args.data_root)
     if len(data) == 0:
         raise ValueError(f"task '{args.task}' found no images under '{args.data_root}'")
     scales = [int(q) for q in (args.scales or task.default_scales)]
     aggregate = args.aggregate or task.default_aggregate
-    device = args.device or _default_device(args.launcher)
 
     pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))
     loaded = [load_net(cfg, ckpt, device, args.cfg_options) for cfg, ckpt in pairs]

@@ -10,10 +10,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
 
 from vggkit.commands import check_output_file, run_command
-from vggkit.evaluation.posteriors import Posteriors, fuse, load_posteriors, save_posteriors
-from vggkit.evaluation.report import errors, format_results
+from vggkit.evaluation import (Posteriors, errors, format_results, fuse, load_posteriors,
+                               save_posteriors)
 from vggkit.fileio import atomic_write_json
 
 
@@ -25,9 +26,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="posteriors files; ':STRATEGY' picks one strategy's posteriors from a "
                    "file (then all files are fused into one 'fusion' entry); without it, "
                    "each strategy present in every file is fused separately")
+    return add_outputs(p, "write the fused posteriors (.npz)")
+
+
+# -- the outputs of this tool and of tools/test.py ------------------------------------
+def add_outputs(p: argparse.ArgumentParser, posteriors: str) -> argparse.ArgumentParser:
+    """``--out`` (the results as JSON) and ``--save-posteriors`` (described by ``posteriors``)."""
     p.add_argument("--out", metavar="FILE", help="write the results as JSON")
-    p.add_argument("--save-posteriors", metavar="FILE", help="write the fused posteriors (.npz)")
+    p.add_argument("--save-posteriors", metavar="FILE", help=posteriors)
     return p
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Refuse output files in missing directories before any work."""
+    check_output_file(args.out, "--out")
+    check_output_file(args.save_posteriors, "--save-posteriors")
+
+
+def write_outputs(args: argparse.Namespace, results: dict[str, Any], post: Posteriors) -> None:
+    """Print the error table; write the results and the posteriors where asked."""
+    print(format_results(results))
+    if args.out:
+        atomic_write_json(args.out, results)
+        print(f"results written to {args.out}")
+    if args.save_posteriors:
+        save_posteriors(args.save_posteriors, post)
+        print(f"posteriors written to {args.save_posteriors}")
 
 
 def parse_spec(spec: str) -> tuple[str, str | None]:
@@ -73,18 +97,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    check_output_file(args.out, "--out")
-    check_output_file(args.save_posteriors, "--save-posteriors")
+    check_outputs(args)
     post = fuse_files(args.files)
-    results = {"num_images": len(post.ids), "fused": args.files,
-               "fusion": {k: errors(v, post.labels) for k, v in post.scores.items()}}
-    print(format_results(results))
-    if args.out:
-        atomic_write_json(args.out, results)
-        print(f"results written to {args.out}")
-    if args.save_posteriors:
-        save_posteriors(args.save_posteriors, post)
-        print(f"posteriors written to {args.save_posteriors}")
+    write_outputs(args, {"num_images": len(post.ids), "fused": args.files,
+                         "fusion": {k: errors(v, post.labels) for k, v in post.scores.items()}},
+                  post)
     return 0
 
 

@@ -12,17 +12,15 @@ import sys
 from typing import Sequence
 
 import numpy as np
-import torch
 
-from vggkit.commands import (add_cfg_options, check_output_file, non_negative_int, positive_int,
-                             read_config, run_command)
-from vggkit.evaluation.distributed import gather_shards, init_distributed, merge_shards, rank_and_world
-from vggkit.evaluation.loading import ModelEntry, check_classes, load_model, load_test_set
-from vggkit.evaluation.loop import evaluate_shard, result_key
-from vggkit.evaluation.posteriors import Posteriors, fuse, load_posteriors, save_posteriors
-from vggkit.evaluation.report import errors, format_results
-from vggkit.evaluation.strategies import build_strategy
-from vggkit.fileio import atomic_write_json
+from vggkit.commands import (add_cfg_options, non_negative_int, positive_int, read_config,
+                             run_command)
+from vggkit.commands.fuse import add_outputs, check_outputs, write_outputs
+from vggkit.evaluation import (ModelEntry, Posteriors, build_strategy, check_classes, errors,
+                               evaluate, fuse, load_model, load_posteriors, load_test_set,
+                               result_key)
+from vggkit.inference.distributed import rank_and_world
+from vggkit.inference.launch import add_launch_options, launch
 
 DEFAULT_STRATEGY = "dense"
 
@@ -48,38 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fuse-posteriors", nargs="+", default=[], metavar="FILE",
                    help="posteriors saved by an earlier run (--save-posteriors) to fuse with "
                    "this run's, strategy by strategy, without re-running those nets")
-    p.add_argument("--save-posteriors", metavar="FILE",
-                   help="write per-image posteriors (.npz with image ids) for later fusion")
-    p.add_argument("--out", metavar="FILE", help="write the results as JSON")
-    p.add_argument("--launcher", choices=("none", "pytorch"), default="none",
-                   help="'pytorch' to run under torchrun, one shard of the images per process")
-    p.add_argument("--batch-size", type=positive_int, default=32,
-                   help="network inputs (crops, or whole images with their flips) per forward "
-                   "pass (default: %(default)s)")
-    p.add_argument("--images-per-batch", type=positive_int, default=16,
-                   help="images decoded and evaluated together; dense evaluation stacks those "
-                   "of equal rescaled size (default: %(default)s)")
-    p.add_argument("--workers", type=non_negative_int, default=2,
-                   help="data-loader processes decoding and rescaling images (default: %(default)s)")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="torch device (default: %(default)s)")
-    p.add_argument("--threads", type=positive_int,
-                   help="torch CPU threads (default: torch's choice); 1 is fastest for small "
-                   "nets on a busy machine")
+    add_outputs(p, "write per-image posteriors (.npz with image ids) for later fusion")
+    add_launch_options(p, "one shard of the images per process")
+    for flag, kind, default, what in (
+            ("--batch-size", positive_int, 32,
+             "network inputs (crops, or whole images with their flips) per forward pass"),
+            ("--images-per-batch", positive_int, 16, "images decoded and evaluated together; "
+             "dense evaluation stacks those of equal rescaled size"),
+            ("--workers", non_negative_int, 2,
+             "data-loader processes decoding and rescaling images")):
+        p.add_argument(flag, type=kind, default=default, help=f"{what} (default: %(default)s)")
     p.add_argument("--fast-decode", action="store_true",
                    help="decode large JPEGs at reduced size (libjpeg draft; faster, not "
                    "bit-identical)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return add_cfg_options(p)
-
-
-def _device(args: argparse.Namespace) -> str:
-    if args.launcher == "pytorch" and args.device.startswith("cuda"):
-        import os
-        local = int(os.environ.get("LOCAL_RANK", 0))
-        torch.cuda.set_device(local)
-        return f"cuda:{local}"
-    return args.device
 
 
 def _model_results(entries: Sequence[ModelEntry], names: Sequence[str],
@@ -110,12 +90,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    check_output_file(args.out, "--out")
-    check_output_file(args.save_posteriors, "--save-posteriors")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    init_distributed(args.launcher, args.device)
-    device = _device(args)
+    check_outputs(args)
+    device = launch(args)
     names = list(dict.fromkeys(args.strategy))
     strategies = {n: build_strategy(n, batch_size=args.batch_size) for n in names}
     cfg = read_config(args.config, args.cfg_options)
@@ -129,13 +105,11 @@ def _run(args: argparse.Namespace) -> int:
     for path, post in zip(args.fuse_posteriors, saved):
         post.meta["source"] = path
 
-    local, seconds = evaluate_shard(entries, strategies, test_set.paths,
-                                    images_per_batch=args.images_per_batch, workers=args.workers,
-                                    fast_decode=args.fast_decode, progress=not args.no_progress)
-    shards = gather_shards(local)
-    if rank_and_world()[0] != 0:
+    merged, seconds = evaluate(entries, strategies, test_set.paths,
+                               images_per_batch=args.images_per_batch, workers=args.workers,
+                               fast_decode=args.fast_decode, progress=not args.no_progress)
+    if merged is None:  # not rank 0: it reports
         return 0
-    merged = merge_shards(shards, len(test_set.paths))
     base = Posteriors(test_set.ids, test_set.labels, test_set.classes)
     results = {"num_images": len(test_set.paths), "seconds": round(seconds, 3),
                "images_per_s": round(len(test_set.paths) / seconds, 3) if seconds > 0 else None,
@@ -146,19 +120,13 @@ def _run(args: argparse.Namespace) -> int:
         final = _fused(entries, names, merged, base, saved)
         results["fused"] = [e.label for e in entries] + list(args.fuse_posteriors)
         results["fusion"] = {n: errors(final[n], test_set.labels) for n in names}
-    print(format_results(results))
-    if args.out:
-        atomic_write_json(args.out, results)
-        print(f"results written to {args.out}")
-    if args.save_posteriors:
-        scores = dict(final)
-        scores.update({k: v for k, v in merged.items()} if len(entries) > 1 else {})
-        meta = {"models": [{k: m[k] for k in ("config", "checkpoint", "arch", "scales")}
-                           for m in results["models"]], "strategies": names,
-                "fused_posteriors": list(args.fuse_posteriors)}
-        save_posteriors(args.save_posteriors, Posteriors(test_set.ids, test_set.labels,
-                                                         test_set.classes, scores, meta))
-        print(f"posteriors written to {args.save_posteriors}")
+    # per strategy the final posteriors; with several nets also each net's own
+    scores = {**final, **(merged if len(entries) > 1 else {})}
+    meta = {"models": [{k: m[k] for k in ("config", "checkpoint", "arch", "scales")}
+                       for m in results["models"]], "strategies": names,
+            "fused_posteriors": list(args.fuse_posteriors)}
+    write_outputs(args, results, Posteriors(test_set.ids, test_set.labels, test_set.classes,
+                                            scores, meta))
     return 0
 
 

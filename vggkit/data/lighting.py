@@ -15,7 +15,7 @@ import numpy as np
 from mmcv.transforms import BaseTransform
 from PIL import Image
 
-from vggkit.data.stats_file import IMAGENET_EIGVAL, IMAGENET_EIGVEC, load_stats
+from vggkit.data.stats import IMAGENET_EIGVAL, IMAGENET_EIGVEC, load_stats
 
 __all__ = ["PCALighting"]
 

@@ -7,7 +7,8 @@ from typing import Any, Sequence
 import torch
 from mmengine.model import BaseDataPreprocessor
 
-from vggkit.data.stats_file import IMAGENET_MEAN, load_stats
+from vggkit.data.stats import load_stats
+from vggkit.models.preprocess import IMAGENET_MEAN
 
 __all__ = ["VGGDataPreprocessor"]
 

@@ -113,7 +113,7 @@ def curves(run_dir: str, epochs: int) -> dict[str, list]:
     runs after its checkpoint is written, so the checkpoint's copy lacks it)."""
     import glob
 
-    from vggkit.checkpoint import torch_load
+    from vggkit.safe_load import torch_load
     history = dict(torch_load(final_checkpoint(run_dir, epochs)).get("meta", {}).get(
         "vggkit_curves") or {})
     by_epoch: dict[int, tuple[float, float]] = {}

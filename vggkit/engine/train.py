@@ -151,24 +151,22 @@ def _check_init_files(cfg: Any) -> None:
             "train the config it comes from first, or pass --cfg-options load_from=PATH")
     if cfg.get("load_from") and osp.isfile(cfg.load_from):  # also --resume's file
         # a damaged file fails now, not after the datasets and the model are built
-        from vggkit.checkpoint import check_checkpoint_file
+        from vggkit.safe_load import check_checkpoint_file
         check_checkpoint_file(cfg.load_from)
 
 
 def _init_distributed(launcher: str) -> None:
-    """CPU process groups (gloo): mmengine's init_dist calls torch.cuda.set_device."""
+    """CPU process groups (gloo); on CUDA mmengine's init_dist joins (nccl, set_device)."""
     if launcher == "none" or _cuda():
         return
-    import torch.distributed as dist
-    if dist.is_initialized():
-        return
-    if launcher == "slurm":
+    from vggkit.inference.distributed import join_process_group
+    if launcher == "slurm":  # what torchrun would have set, from Slurm's variables
         os.environ.setdefault("RANK", os.environ["SLURM_PROCID"])
         os.environ.setdefault("WORLD_SIZE", os.environ["SLURM_NTASKS"])
         os.environ.setdefault("LOCAL_RANK", os.environ.get("SLURM_LOCALID", "0"))
         os.environ.setdefault("MASTER_PORT", "29500")
         os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
-    dist.init_process_group(backend="gloo")
+    join_process_group("cpu")
 
 
 def build_runner(cfg: Any) -> Any:

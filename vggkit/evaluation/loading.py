@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from torch import nn
 
-from vggkit.evaluation.scales import check_scales, default_test_scales
+from vggkit.engine.scales import (check_scales, default_test_scales, innermost_dataset,
+                                  weights_train_scale)
 
 
 @dataclass
@@ -28,36 +29,12 @@ class ModelEntry:
         return f"{getattr(self.model, 'arch', '?')}:{name}" if name else str(self.model.arch)
 
 
-#: sources whose published weights were trained with scale jittering S in [256, 512]
-#: (the paper's released Caffe models D and E)
-JITTERED_SOURCES = {"caffe": {"S_min": 256, "S_max": 512}}
-CONVERTED_SOURCES = ("torchvision", "timm", "mmpretrain", "caffe")
-
-
-def train_scale_of(meta: Mapping[str, Any], config: Any) -> dict[str, int] | None:
-    """The training scale the default test scales derive from.
-
-    In order: ``meta['train_scale']`` (runner checkpoints); for converted
-    Caffe weights the paper's jittered [256, 512]; for our own checkpoints the
-    config's ``train_scale`` (``S`` or ``(S_min, S_max)``); else None (the
-    single-scale torchvision/timm protocol, see :func:`default_test_scales`).
-    """
-    if meta.get("train_scale"):
-        return dict(meta["train_scale"])
-    source = meta.get("source")
-    if source in JITTERED_SOURCES:
-        return dict(JITTERED_SOURCES[source])
-    if source in CONVERTED_SOURCES:
-        return None
-    from vggkit.engine.scales import checkpoint_train_scale
-    return checkpoint_train_scale(config)
-
-
 def load_model(config: Any, checkpoint: str, device: str = "cpu",
                scales: list[int] | None = None, config_path: str = "") -> ModelEntry:
     """Build the net of ``config`` (an mmengine Config or path) and load ``checkpoint``.
 
-    Scales default to the paper's set for the training scale (:func:`train_scale_of`).
+    Scales default to the paper's set for the training scale
+    (:func:`~vggkit.engine.scales.weights_train_scale`).
     """
     from mmengine.config import Config
 
@@ -68,7 +45,7 @@ def load_model(config: Any, checkpoint: str, device: str = "cpu",
     model.to(device)
     crop = int(model.input_size)
     q = (check_scales(scales, crop) if scales
-         else default_test_scales(train_scale_of(meta, config), crop))
+         else default_test_scales(weights_train_scale(meta, config), crop))
     return ModelEntry(model, dict(meta["preprocess"]), q, config_path, checkpoint, dict(meta))
 
 
@@ -96,7 +73,6 @@ def load_test_set(config: Any, data_root: str | None = None, config_path: str = 
         raise ValueError(f"{config_path or 'config'} has no test_dataloader.dataset; add one or "
                          "use a config from configs/") from None
     from vggkit.engine.datacheck import apply_data_root
-    from vggkit.engine.scales import innermost_dataset
     if data_root is not None:
         if not os.path.isdir(data_root):
             raise FileNotFoundError(f"--data-root '{data_root}' is not a directory")

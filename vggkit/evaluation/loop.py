@@ -1,4 +1,4 @@
-"""The evaluation loop: every model × strategy over one rank's shard of images."""
+"""The evaluation loop: every model × strategy over the test images, sharded over ranks."""
 from __future__ import annotations
 
 import time
@@ -7,12 +7,12 @@ from typing import Mapping, Sequence
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from vggkit.evaluation.distributed import Shard, rank_and_world, shard
-from vggkit.evaluation.inputs import RescaledImages, aspect_order, collate_views
 from vggkit.evaluation.loading import ModelEntry
 from vggkit.evaluation.strategies import Combined, EvalStrategy
+from vggkit.inference.distributed import (Shard, gather_shards, merge_shards, progress_bar,
+                                          rank_and_world, shard)
+from vggkit.inference.views import RescaledImages, aspect_order, collate_views
 
 
 def result_key(model_index: int, strategy: str) -> str:
@@ -63,13 +63,22 @@ def evaluate_shard(entries: Sequence[ModelEntry], strategies: Mapping[str, EvalS
     rows: dict[str, list[np.ndarray]] = {}
     indices: list[int] = []
     start = time.perf_counter()
-    bar = tqdm(total=len(mine), desc=f"evaluating (rank {rank}/{world})" if world > 1 else
-               "evaluating", unit="img", disable=not progress or rank != 0, dynamic_ncols=True)
-    for local, views in loader:
-        for key, post in run_batch(entries, strategies, views).items():
-            rows.setdefault(key, []).append(post.numpy().astype(np.float32))
-        indices.extend(mine[i] for i in local)
-        bar.update(len(local))
-    bar.close()
+    with progress_bar(len(mine), "evaluating", progress) as bar:
+        for local, views in loader:
+            for key, post in run_batch(entries, strategies, views).items():
+                rows.setdefault(key, []).append(post.numpy().astype(np.float32))
+            indices.extend(mine[i] for i in local)
+            bar.update(len(local))
     seconds = time.perf_counter() - start
     return (indices, {k: np.concatenate(v) for k, v in rows.items()}), seconds
+
+
+def evaluate(entries: Sequence[ModelEntry], strategies: Mapping[str, EvalStrategy],
+             paths: Sequence[str], **options) -> tuple[dict[str, np.ndarray] | None, float]:
+    """Every rank's results in image order on rank 0 (None on the others), and this rank's seconds.
+
+    ``options`` are those of :func:`evaluate_shard`.
+    """
+    local, seconds = evaluate_shard(entries, strategies, paths, **options)
+    shards = gather_shards(local)
+    return (None if shards is None else merge_shards(shards, len(paths))), seconds

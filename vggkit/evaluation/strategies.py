@@ -20,16 +20,15 @@ paper's nets). A plugin adds a strategy by subclassing :class:`CropStrategy`
 from __future__ import annotations
 
 import abc
-
 import math
-from collections import defaultdict
 from typing import Any, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vggkit.evaluation.scales import check_scales
+from vggkit.engine.scales import check_scales
+from vggkit.inference.batching import pass_pixels, size_batches
 
 Preprocess = Mapping[str, Any]
 
@@ -113,18 +112,12 @@ def grid_offsets(length: int, crop: int, n: int = 5) -> list[int]:
     return first + [span - o for o in reversed(first[: n // 2])]
 
 
-#: input pixels per forward pass on CPU. Larger batches buy no parallelism there
-#: but their activation maps overflow the cache (and malloc's mmap threshold):
-#: measured on VGG-D/16, 6 dense inputs of 384x512 run 1.4x slower than 3 passes
-#: of 2, and 50 crops of 224x224 per pass ~1.5x slower than 7.
-_CPU_PASS_PIXELS = 384 * 1024
-
-
 class CropStrategy(EvalStrategy):
     """Crops of size ``model.input_size`` through the FC net, posteriors averaged.
 
     Subclasses choose the crop positions with :meth:`offsets`. Crops of all
-    images of a call are batched together, ``batch_size`` crops at a time.
+    images of a call are batched together, ``batch_size`` crops at a time (on
+    CPU fewer: :data:`~vggkit.inference.batching.CPU_PASS_PIXELS`).
     """
 
     @abc.abstractmethod
@@ -144,16 +137,14 @@ class CropStrategy(EvalStrategy):
         sums: Tensor | None = None
         counts = torch.zeros(len(images))
         jobs = list(self._crops(images, crop))
-        per_pass = self.batch_size
-        if device.type == "cpu":  # see _CPU_PASS_PIXELS: big batches only spill the cache
-            per_pass = min(per_pass, max(1, _CPU_PASS_PIXELS // (crop * crop)))
         # Normalisation is elementwise, so it commutes with cropping and flipping:
         # normalise each whole image once (on the model's device) and cut the
         # crops from it, instead of normalising every one of its (overlapping)
         # crops. Jobs come image by image, so only images still in use are kept.
         normed: dict[int, Tensor] = {}
-        for start in range(0, len(jobs), per_pass):
-            chunk = jobs[start:start + per_pass]
+        # every crop has one size: one bucket, cut into passes in job order
+        for idx in size_batches([(crop, crop)] * len(jobs), self.batch_size, pass_pixels(device)):
+            chunk = [jobs[j] for j in idx]
             first = chunk[0][0]
             for i in [k for k in normed if k < first]:
                 del normed[i]
@@ -207,7 +198,7 @@ class Dense(EvalStrategy):
 
     Images of equal size are stacked into one batch (the caller orders images
     by aspect ratio so that buckets are large); each flip counts as one input
-    towards ``batch_size``.
+    towards ``batch_size`` and towards the CPU's pixel cap per pass.
     """
 
     name = "dense"
@@ -215,31 +206,23 @@ class Dense(EvalStrategy):
     def scale_posteriors(self, model: nn.Module, images: Sequence[Tensor],
                          preprocess: Preprocess | None) -> Tensor:
         device = _device(model)
-        buckets: dict[tuple[int, int], list[int]] = defaultdict(list)
-        for i, img in enumerate(images):
-            buckets[tuple(img.shape[-2:])].append(i)
-        views_per_image = 2 if self.flip else 1
+        inputs = 2 if self.flip else 1  # per image
+        cap = pass_pixels(device)
         out: Tensor | None = None
-        for (height, width), members in buckets.items():
-            per_pass = max(1, self.batch_size // views_per_image)
-            if device.type == "cpu":
-                # On CPU a larger batch buys nothing (the convolutions are already
-                # parallel within one image) but its activation maps spill out of
-                # the cache: cap each pass at _CPU_PASS_PIXELS input pixels.
-                per_pass = min(per_pass, max(1, _CPU_PASS_PIXELS // (height * width * views_per_image)))
-            for start in range(0, len(members), per_pass):
-                idx = members[start:start + per_pass]
-                # normalise before mirroring (elementwise, so equal): half the work
-                x = _normalize(torch.stack([images[i] for i in idx]), preprocess, device)
-                if self.flip:
-                    x = torch.cat([x, x.flip(-1)])
-                scores = model.dense(x).float().mean((2, 3))
-                post = F.softmax(scores, 1).cpu()
-                if self.flip:
-                    post = (post[:len(idx)] + post[len(idx):]) / 2
-                if out is None:
-                    out = torch.empty(len(images), post.shape[1])
-                out[idx] = post
+        for idx in size_batches([tuple(img.shape[-2:]) for img in images],
+                                max(1, self.batch_size // inputs),
+                                None if cap is None else cap // inputs):
+            # normalise before mirroring (elementwise, so equal): half the work
+            x = _normalize(torch.stack([images[i] for i in idx]), preprocess, device)
+            if self.flip:
+                x = torch.cat([x, x.flip(-1)])
+            scores = model.dense(x).float().mean((2, 3))
+            post = F.softmax(scores, 1).cpu()
+            if self.flip:
+                post = (post[:len(idx)] + post[len(idx):]) / 2
+            if out is None:
+                out = torch.empty(len(images), post.shape[1])
+            out[idx] = post
         return out
 
 

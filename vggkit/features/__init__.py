@@ -2,11 +2,11 @@
 
 * :mod:`~vggkit.features.descriptor` -- the descriptor as tensor functions
   (dense map, global average pool, flip average, L2 norm, avg/stack).
-* :mod:`~vggkit.features.engine` -- :class:`FeatureExtractor`: images -> descriptors,
-  batched by rescaled size.
+* :mod:`~vggkit.features.extractor` -- :class:`FeatureExtractor`: images -> descriptors,
+  batched by rescaled size, on :mod:`vggkit.inference` (views, batching, backends).
 * :mod:`~vggkit.features.store` -- the resumable sharded store and
   :func:`load_features` (one call; ``np.load('DIR/features.npy')`` works too).
-* :mod:`~vggkit.features.runner` -- shards of a task over ranks, resume.
+* :mod:`~vggkit.features.runner` -- shards of a task over ranks, resume, the writer lock.
 * :mod:`~vggkit.features.lock` -- one writer per store (an OS file lock).
 * :mod:`~vggkit.commands.extract` -- ``tools/extract_features.py``.
 """
@@ -20,8 +20,8 @@ __all__ = ["FeatureExtractor", "FeatureSet", "Net", "load_features"]
 
 
 def __getattr__(name: str) -> Any:
-    # the engine imports torch; keep `import vggkit.features` (numpy only) light
+    # the extractor imports torch; keep `import vggkit.features` (numpy only) light
     if name in ("FeatureExtractor", "Net"):
-        from vggkit.features import engine
-        return getattr(engine, name)
+        from vggkit.features import extractor
+        return getattr(extractor, name)
     raise AttributeError(f"module 'vggkit.features' has no attribute '{name}'")

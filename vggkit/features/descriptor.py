@@ -19,13 +19,11 @@ L2-normalised again.** So
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
-
-from vggkit.models.runtime import dense_output
+from torch import Tensor
 
 LAYERS = ("fc7", "fc6", "pool5")
 AGGREGATES = ("avg", "stack")
@@ -36,30 +34,16 @@ def l2_normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
     return F.normalize(x, p=2.0, dim=1, eps=eps)
 
 
-def layer_map(model: nn.Module, x: Tensor, layer: str = "fc7", relu: bool = True) -> Tensor:
-    """The dense map N x C x h x w of ``layer`` of a VGG over normalised images ``x``.
-
-    ``relu`` chooses fc6/fc7 after (True) or before (False) their ReLU; pool5
-    already follows a ReLU and a max-pool, so it ignores the flag.
-    """
-    if layer not in LAYERS:
-        raise ValueError(f"unknown feature layer '{layer}'; choose one of {LAYERS}")
-    return dense_output(model, x, layer, relu)
-
-
-def flip_pooled(model: nn.Module, x: Tensor, layer: str = "fc7", relu: bool = True) -> Tensor:
+def flip_pooled(dense_map: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
     """Global average of the dense map of ``x`` and of its mirror, averaged: N x C.
 
-    The image and its mirror run as one batch of 2N (one pass, better
-    utilisation); the result is not normalised. A ``model`` with a
-    ``layer_map(x)`` method (a compiled runner of one layer, e.g. ONNX
-    Runtime) is called through it.
+    ``dense_map`` gives the chosen layer's map N x C x h x w of normalised
+    images (e.g. :func:`vggkit.inference.runners.compile_for_inference` of
+    that layer). The image and its mirror run as one batch of 2N (one pass,
+    better utilisation); the result is not normalised.
     """
     n = x.shape[0]
-    both = torch.cat([x, x.flip(-1)], dim=0)
-    compiled = getattr(model, "layer_map", None)
-    dense = compiled(both) if compiled is not None else layer_map(model, both, layer, relu)
-    pooled = dense.float().mean(dim=(2, 3))
+    pooled = dense_map(torch.cat([x, x.flip(-1)], dim=0)).float().mean(dim=(2, 3))
     return (pooled[:n] + pooled[n:]) / 2
 
 

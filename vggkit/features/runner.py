@@ -13,11 +13,12 @@ from contextlib import contextmanager
 from typing import Callable, Iterator, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
-from vggkit.features.engine import FeatureExtractor, Prepared
+from vggkit.features.extractor import FeatureExtractor, Prepared
 from vggkit.features.lock import StoreLock
 from vggkit.features.store import FeatureStore
+from vggkit.inference.distributed import (barrier, progress_bar, rank_and_world, shard,
+                                          share_outcome)
 
 BAD_IMAGE_MODES = ("strict", "skip")
 
@@ -25,13 +26,14 @@ BAD_IMAGE_MODES = ("strict", "skip")
 def load_shard(extractor: FeatureExtractor, paths: Sequence[str],
                bad_images: str = "strict") -> tuple[list[Prepared | None], list[str]]:
     """Decode and rescale ``paths``; with 'skip', unreadable files give ``None`` and a reason."""
-    from vggkit.data.io import BadImageError, read_image
+    from vggkit.data.io import BadImageError
+    from vggkit.inference.views import read_views
     prepared: list[Prepared | None] = []
     errors: list[str] = []
     for path in paths:
         try:
             # JPEGs far larger than the largest Q decode at 1/2..1/8 size (libjpeg DCT scaling)
-            img = read_image(path, strict=True, min_side=max(extractor.scales))
+            views = read_views(path, extractor.scales, min_side=max(extractor.scales))
         except BadImageError as exc:
             if bad_images == "strict":
                 raise BadImageError(exc.path, f"{exc.reason}; --bad-images skip leaves it out "
@@ -41,37 +43,9 @@ def load_shard(extractor: FeatureExtractor, paths: Sequence[str],
             prepared.append(None)
             errors.append(exc.reason)
             continue
-        prepared.append(extractor.prepare(img))
+        prepared.append(views)
         errors.append("")
     return prepared, errors
-
-
-def _distributed() -> tuple[int, int]:
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _barrier() -> None:
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-
-
-def share_outcome(error: BaseException | None) -> None:
-    """Raise rank 0's ``error`` on every rank (None: rank 0 succeeded).
-
-    Every rank must call it, so that a failure of rank 0 stops all ranks
-    instead of leaving them waiting for it at the next collective.
-    """
-    import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized():
-        box: list[BaseException | None] = [error]
-        dist.broadcast_object_list(box, src=0)
-        error = box[0]
-    if error is not None:
-        raise error
 
 
 @contextmanager
@@ -83,7 +57,7 @@ def writer_lock(root: str) -> Iterator[StoreLock | None]:
     raised on every rank at once, before any work. Yields rank 0's lock
     (None on the other ranks).
     """
-    rank, _ = _distributed()
+    rank, _ = rank_and_world()
     lock = StoreLock(root) if rank == 0 else None
     error: BaseException | None = None
     if lock is not None:
@@ -121,13 +95,14 @@ def run_extraction(extractor: FeatureExtractor, paths: Sequence[str], store: Fea
     """
     if bad_images not in BAD_IMAGE_MODES:
         raise ValueError(f"unknown bad_images '{bad_images}'; choose one of {BAD_IMAGE_MODES}")
-    rank, world = _distributed()
+    rank, world = rank_and_world()
     ranges = store.ranges()
-    todo = [i for i in range(len(ranges)) if i % world == rank and not store.has_shard(i)]
+    todo = [i for i in shard(range(len(ranges)), rank, world) if not store.has_shard(i)]
     total = sum(ranges[i][1] - ranges[i][0] for i in todo)
-    bar = tqdm(total=total, unit="img", desc=f"extract[rank {rank}]" if world > 1 else "extract",
-               disable=not progress or rank != 0 or total == 0, dynamic_ncols=True,
-               bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, {rate_fmt}]")
+    # the extractor reports fractions of images (one scale of one net at a time)
+    bar = progress_bar(total, "extract", progress,
+                       bar_format="{l_bar}{bar}| {n:.0f}/{total_fmt} [{elapsed}<{remaining}, "
+                                  "{rate_fmt}]")
 
     def submit(pool: ThreadPoolExecutor, i: int) -> Future:
         start, stop = ranges[i]
@@ -142,10 +117,10 @@ def run_extraction(extractor: FeatureExtractor, paths: Sequence[str], store: Fea
             store.write_shard(i, np.ascontiguousarray(feats, dtype=np.float32), errors)
             if on_shard is not None:
                 on_shard(i)
-    _barrier()
+    barrier()
     if rank == 0:
         store.finalize(keep_shards=keep_shards)
-    _barrier()
+    barrier()
     if rank != 0:
         store.manifest = store.read_manifest()
     return store.manifest

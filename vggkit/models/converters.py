@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Mapping
 import torch
 from torch import Tensor, nn
 
-from vggkit.checkpoint import HASH_FORMAT_KEY, HASH_KEY
+from vggkit.safe_load import HASH_FORMAT_KEY, HASH_KEY
 from vggkit.fileio import atomic_torch_save
 from vggkit.models.io import read_checkpoint, save_checkpoint
 from vggkit.models.preprocess import TORCHVISION_PREPROCESS
@@ -53,7 +53,7 @@ def load_state_dict_file(path: str) -> dict[str, Tensor]:
         raise FileNotFoundError(f"weights file '{path}' does not exist")
     if path.endswith(".safetensors"):
         return _load_safetensors(path)
-    from vggkit.checkpoint import load_verified
+    from vggkit.safe_load import load_verified
     # published weights record no content hash: the converted file records the source's sha256
     obj = load_verified(path, notice=False)
     for key in ("state_dict", "model", "state_dict_ema"):  # mmpretrain, timm train ckpts
@@ -69,7 +69,7 @@ def _load_safetensors(path: str) -> dict[str, Tensor]:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    from vggkit.checkpoint import CheckpointError
+    from vggkit.safe_load import CheckpointError
     try:
         return dict(load_file(path))
     except SafetensorError as exc:

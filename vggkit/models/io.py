@@ -1,6 +1,6 @@
 """Reading, loading and writing VGG checkpoints (ours and converted ones), safely.
 
-Everything goes through :func:`vggkit.checkpoint.load_verified`
+Everything goes through :func:`vggkit.safe_load.load_verified`
 (``weights_only=True``): a checkpoint never runs code, a damaged file is one
 error naming it, and the per-tensor sha256 that :func:`save_checkpoint`
 records in ``meta['state_dict_sha256']`` is checked on every read.
@@ -12,7 +12,7 @@ from typing import Any, Mapping
 
 from torch import Tensor, nn
 
-from vggkit.checkpoint import CheckpointError, load_verified, with_content_hash
+from vggkit.safe_load import CheckpointError, load_verified, with_content_hash
 from vggkit.fileio import atomic_torch_save
 from vggkit.models.preprocess import DEFAULT_PREPROCESS
 

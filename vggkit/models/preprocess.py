@@ -11,14 +11,20 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor
 
+#: ImageNet's mean pixel, RGB, 0-255: the one vggkit subtracts by default (Sect. 2)
+IMAGENET_MEAN = (123.68, 116.779, 103.939)
+#: torchvision's and timm's ImageNet mean and std of [0, 1] pixels, scaled to 0-255
+IMAGENET_MEAN_TORCHVISION = (123.675, 116.28, 103.53)
+IMAGENET_STD_TORCHVISION = (58.395, 57.12, 57.375)
+
 #: ours (Sect. 2: "subtract the mean RGB value"), ImageNet's mean pixel
-DEFAULT_PREPROCESS: dict[str, Any] = {"mean": [123.68, 116.779, 103.939],
+DEFAULT_PREPROCESS: dict[str, Any] = {"mean": list(IMAGENET_MEAN),
                                       "std": [1.0, 1.0, 1.0], "bgr": False}
 #: torchvision and timm: ImageNet mean/std of [0, 1] pixels, scaled to 0-255
-TORCHVISION_PREPROCESS: dict[str, Any] = {"mean": [123.675, 116.28, 103.53],
-                                          "std": [58.395, 57.12, 57.375], "bgr": False}
+TORCHVISION_PREPROCESS: dict[str, Any] = {"mean": list(IMAGENET_MEAN_TORCHVISION),
+                                          "std": list(IMAGENET_STD_TORCHVISION), "bgr": False}
 #: Caffe's released VGG-16/19: BGR input, mean pixel subtracted, 0-255
-CAFFE_PREPROCESS: dict[str, Any] = {"mean": [123.68, 116.779, 103.939],
+CAFFE_PREPROCESS: dict[str, Any] = {"mean": list(IMAGENET_MEAN),
                                     "std": [1.0, 1.0, 1.0], "bgr": True}
 
 

@@ -320,19 +320,29 @@ class VGG(nn.Module):
                 f"input_size={self.input_size}, fc_width={self.fc_width}")
 
 
-def build_vgg(arch: str, num_classes: int = 1000, *, batch_norm: bool = False,
+def build_vgg(arch: str, num_classes: int | None = None, *, batch_norm: bool = False,
               dropout: float = 0.5, fc_width: int = 4096, width_mult: float = 1.0,
               input_size: int = 224, init: str = "paper", init_std: float = 0.01,
               pre_logits_relu: bool = True, adaptive_pool: bool = False,
               init_checkpoint: str | None = None, init_conv_layers: int = 4,
-              init_fc_layers: int = 3) -> VGG:
+              init_fc_layers: int = 3, weights: str | None = None) -> VGG:
     """Build a VGG net of Table 1; see :class:`VGG` for the arguments.
+
+    ``weights`` loads published weights by name, ``build_vgg('D',
+    weights='vgg16.torchvision')`` (see ``vggkit weights list``), fetched and
+    converted once into the vggkit cache, or a vggkit checkpoint by path. The
+    arch must be the weights' own; num_classes (default 1000) and the shape
+    arguments default to theirs.
 
     Example:
         >>> model = build_vgg('D', num_classes=10, width_mult=0.125, fc_width=64)
     """
-    return VGG(arch, num_classes, batch_norm=batch_norm, dropout=dropout, fc_width=fc_width,
-               width_mult=width_mult, input_size=input_size, init=init, init_std=init_std,
-               pre_logits_relu=pre_logits_relu, adaptive_pool=adaptive_pool,
-               init_checkpoint=init_checkpoint, init_conv_layers=init_conv_layers,
-               init_fc_layers=init_fc_layers)
+    kwargs = dict(batch_norm=batch_norm, dropout=dropout, fc_width=fc_width,
+                  width_mult=width_mult, input_size=input_size, init=init, init_std=init_std,
+                  pre_logits_relu=pre_logits_relu, adaptive_pool=adaptive_pool,
+                  init_checkpoint=init_checkpoint, init_conv_layers=init_conv_layers,
+                  init_fc_layers=init_fc_layers)
+    if weights is not None:
+        from vggkit.weights.resolve import build_with_weights  # the catalogue needs our VGG
+        return build_with_weights(weights, arch, num_classes, kwargs)
+    return VGG(arch, 1000 if num_classes is None else num_classes, **kwargs)

@@ -4,5 +4,6 @@ from vggkit.hookspecs import hookimpl
 
 @hookimpl
 def vggkit_register_transfer_tasks(register):
-    from vggkit.transfer.single_label import ImageFolderTask
+    from vggkit.transfer.single_label import FolderTask, ImageFolderTask
     register(ImageFolderTask, "imagefolder")
+    register(FolderTask, "folder")

@@ -1,4 +1,4 @@
-"""``vggkit svm-transfer`` / ``tools/svm_transfer.py``: linear-SVM transfer on stored features.
+"""Linear-SVM transfer on stored features (Appendix B); the CLI is ``vggkit transfer``.
 
 For each protocol split: C is chosen by stratified k-fold on the training
 images (each fold holds out 20 %), the one-vs-rest SVMs are retrained on the

@@ -136,3 +136,29 @@ class ImageFolderTask(SingleLabelTask):
             raise ValueError(f"metric must be 'mean_class_recall' or 'accuracy', got '{metric}'")
         self.metric_name = metric
         self.default_splits = int(splits)
+
+
+class FolderTask(TransferTask):
+    """Features of any folder of images, with or without class sub-folders (extraction only).
+
+    With class sub-folders it lists them like ``imagefolder``; a flat folder is
+    one class named after the folder (ids are file names; when images lie
+    directly in the folder, its sub-folders are not read). It has no transfer
+    protocol: train SVMs on class folders with the ``imagefolder`` task.
+    """
+
+    name = "folder"
+    default_aggregate = "avg"  # the paper's VOC setting: Q = 256, 384, 512 averaged
+    default_scales = (256, 384, 512)
+    layout = "<root>/<image>.jpg, or <root>/<class>/<image>.jpg"
+
+    def scan(self, data_root: str) -> TaskData:
+        if not os.path.isdir(data_root):
+            raise TaskLayoutError(f"folder '{data_root}' does not exist; expected: {self.layout}")
+        flat = list_images(data_root)
+        if not flat:
+            return scan_class_folders(data_root, self.layout)
+        name = os.path.basename(os.path.normpath(os.path.abspath(data_root)))
+        return TaskData(ids=flat, paths=[os.path.join(data_root, f) for f in flat],
+                        labels=np.zeros(len(flat), dtype=np.int64), classes=[name],
+                        subsets=[""] * len(flat), root=data_root)

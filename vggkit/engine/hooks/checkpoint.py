@@ -2,14 +2,14 @@
 
 :class:`VGGCheckpointHook` is mmengine's ``CheckpointHook`` plus
 
-* atomic writes (:mod:`vggkit.engine.atomic`): never a truncated ``.pth``;
+* atomic writes (:class:`AtomicLocalBackend`): never a truncated ``.pth``;
 * mid-epoch checkpoints every ``iter_interval`` iterations (an ImageNet epoch
   of VGG-16 is hours), kept rolling, which :class:`ResumeHook` continues
   from exactly where they stopped;
 * ``meta['preprocess']`` and ``meta['train_scale']`` (the contract with
   evaluation: which mean to subtract and which test scales Q the paper uses);
 * ``meta['state_dict_sha256']``, the content hash of the saved weights
-  (:mod:`vggkit.checkpoint`), checked whenever the file is read again --
+  (:mod:`vggkit.safe_load`), checked whenever the file is read again --
   including by ``--resume`` and ``load_from``: importing this module makes
   mmengine's runner load local checkpoints through vggkit's checked loader.
 """
@@ -20,15 +20,39 @@ import os
 import os.path as osp
 from typing import Any, Optional
 
-from mmengine.hooks import CheckpointHook
-from mmengine.dist import is_main_process
+from pathlib import Path
+from typing import Union
 
-from vggkit.checkpoint import register_mmengine_loader, with_content_hash
-from vggkit.engine.atomic import BACKEND_NAME
-from vggkit.fileio import atomic_write_text
+from mmengine.dist import is_main_process
+from mmengine.fileio import LocalBackend, register_backend
+from mmengine.hooks import CheckpointHook
+
 from vggkit.engine.scales import checkpoint_train_scale
+from vggkit.fileio import atomic_write_bytes, atomic_write_text
+from vggkit.safe_load import register_mmengine_loader, with_content_hash
 
 ITER_TMPL = "iter_{}.pth"
+BACKEND_NAME = "vggkit_atomic_local"
+
+
+class AtomicLocalBackend(LocalBackend):
+    """mmengine's local file backend with atomic ``put``/``put_text``.
+
+    mmengine saves checkpoints through ``backend.put(bytes, path)``, whose local
+    backend opens the final path and writes into it: a crash (SIGKILL, power,
+    full disk) leaves a truncated ``epoch_N.pth`` that the next ``--resume``
+    picks up. This one writes a temporary file, fsyncs it and renames it.
+    """
+
+    def put(self, obj: bytes, filepath: Union[str, Path]) -> None:
+        atomic_write_bytes(filepath, obj)
+
+    def put_text(self, obj: str, filepath: Union[str, Path], encoding: str = "utf-8") -> None:
+        atomic_write_text(filepath, obj, encoding)
+
+
+# force=True: re-importing (e.g. after a plugin reload) must not fail
+register_backend(BACKEND_NAME, AtomicLocalBackend, force=True)
 
 # every runner with this hook resumes through the checked loader (one error per bad file)
 register_mmengine_loader()
@@ -129,7 +153,7 @@ def find_resume_checkpoint(work_dir: str) -> Optional[str]:
 
     Trusts ``last_checkpoint`` when it names an existing file; otherwise (an
     older mmengine wrote it non-atomically, or it was deleted) falls back on
-    the newest ``*.pth`` by training progress.
+    the most recently written ``*.pth`` of the work dir.
     """
     pointer = osp.join(work_dir, "last_checkpoint")
     if osp.isfile(pointer):

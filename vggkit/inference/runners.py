@@ -1,18 +1,13 @@
-"""The fastest available way to run one output of a VGG for inference.
+"""One output of a frozen VGG as a function ``x -> tensor``, on the chosen backend.
 
-Measured on the development machine (AVX2, no AVX-512 BF16; see
-``benchmarks/RESULTS.md``): ONNX Runtime on the exported graph is the fastest
-CPU path for VGG's large 3×3 convolutions, a frozen TorchScript graph with
-oneDNN fusions the next, eager fp32 the slowest; bf16 autocast only pays on
-CPUs with native bf16 (AVX-512 BF16 / AMX). On CUDA the usual path is eager
-with fp16 autocast and channels_last.
-
-onnxruntime is an optional dependency (``pip install vggkit[bench]`` or
-``onnxruntime``); without it 'auto' falls back to TorchScript.
+:func:`compile_for_inference` does the one-time work of a backend (tracing,
+export, layout conversion) and returns a plain function, so callers run every
+backend the same way. :mod:`vggkit.inference.backends` chooses the backend.
 """
 from __future__ import annotations
 
-import importlib.util
+import contextlib
+import copy
 import io
 import warnings
 from typing import Callable
@@ -20,8 +15,13 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
+from vggkit.inference.backends import COMPILE_AUTO, AutoRule, choose
+
 OUTPUTS = ("logits", "dense", "pool5", "fc6", "fc7")
-BACKENDS = ("auto", "eager", "jit", "onnxruntime")
+#: the autocast dtype of each precision (fp32: no autocast)
+_AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+Runner = Callable[[Tensor], Tensor]
 
 
 def dense_output(model: nn.Module, x: Tensor, output: str, relu: bool | None = None) -> Tensor:
@@ -55,83 +55,93 @@ class _Output(nn.Module):
         return dense_output(self.model, x, self.output, self.relu)
 
 
-def onnxruntime_available() -> bool:
-    """Whether the optional ``onnxruntime`` package is installed."""
-    return importlib.util.find_spec("onnxruntime") is not None
-
-
-def available_backends() -> list[str]:
-    names = ["eager", "jit"]
-    if onnxruntime_available():
-        names.append("onnxruntime")
-    return names
-
-
-def resolve_backend(backend: str, device: torch.device) -> str:
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown inference backend '{backend}'; choose one of {BACKENDS}")
-    if backend == "onnxruntime" and "onnxruntime" not in available_backends():
-        raise ImportError("backend 'onnxruntime' needs the onnxruntime package: "
-                          "pip install onnxruntime (or 'pip install -e .[bench]')")
-    if backend != "auto":
-        return backend
-    if device.type == "cuda":
-        return "eager"
-    return "onnxruntime" if "onnxruntime" in available_backends() else "jit"
-
-
 def compile_for_inference(model: nn.Module, output: str = "logits", backend: str = "auto",
                           *, device: str | torch.device = "cpu", channels_last: bool = False,
                           threads: int | None = None, example_size: int | None = None,
-                          relu: bool | None = None) -> Callable[[Tensor], Tensor]:
+                          relu: bool | None = None, precision: str = "auto",
+                          in_place: bool = False, rule: AutoRule = COMPILE_AUTO) -> Runner:
     """A function ``x -> output`` of ``model`` (a :class:`~vggkit.models.VGG`), as fast as we can.
 
     Args:
-        model: the network; it is put in eval mode and not modified otherwise.
+        model: the network; it is put in eval mode on ``device`` (and in
+            channels-last format for eager with ``channels_last``), not
+            modified otherwise unless ``in_place``.
         output: 'logits' (FC path on crops), 'dense' (class score map), or the
             dense map of 'pool5', 'fc6' or 'fc7'.
-        backend: 'auto', 'eager', 'jit' or 'onnxruntime'.
-        device: where to run; CUDA uses fp16 autocast with eager.
+        backend: 'auto', 'eager', 'jit', 'mkldnn' or 'onnxruntime'
+            (:mod:`vggkit.inference.backends`).
+        device: where to run.
         channels_last: NHWC memory format for the eager path.
         threads: intra-op threads for onnxruntime (default: torch's).
         example_size: spatial size of the example input used for tracing
             (default: the model's ``input_size``).
         relu: fc6/fc7 after (True) or before (False) their ReLU; None: the
             model's own (see :func:`dense_output`).
+        precision: 'auto', 'fp32', 'bf16' or 'fp16' (autocast, eager only).
+        in_place: mkldnn may convert ``model`` itself instead of a copy
+            (saves a copy of the weights; the model is then oneDNN-only).
+        rule: what 'auto' means (the extractor passes its own).
     """
     if output not in OUTPUTS:
         raise ValueError(f"unknown output '{output}'; choose one of {OUTPUTS}")
     device = torch.device(device)
-    backend = resolve_backend(backend, device)
+    backend, precision = choose(backend, precision, device, models=[model], output=output,
+                                relu=relu, rule=rule)
     module = _Output(model.eval().to(device), output, relu).eval()
     size = example_size or getattr(model, "input_size", 224)
     example = torch.zeros(1, 3, size, size, device=device)
     if backend == "eager":
-        if channels_last:
-            module = module.to(memory_format=torch.channels_last)
-        amp = device.type == "cuda"
-
-        def run_eager(x: Tensor) -> Tensor:
-            x = x.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with torch.inference_mode(), torch.autocast(device.type, torch.float16, enabled=amp):
-                return module(x).float()
-        return run_eager
+        return _eager(module, device, channels_last, _AUTOCAST[precision])
     if backend == "jit":
-        with torch.no_grad():
-            frozen = torch.jit.optimize_for_inference(
-                torch.jit.freeze(torch.jit.trace(module, example, check_trace=False)))
-
-        def run_jit(x: Tensor) -> Tensor:
-            with torch.no_grad():
-                return frozen(x.to(device))
-        return run_jit
+        return _jit(module, example, device)
+    if backend == "mkldnn":
+        return _mkldnn(model if in_place else copy.deepcopy(model), output, relu)
     return _onnxruntime(module, example, output, threads)
 
 
+def _eager(module: nn.Module, device: torch.device, channels_last: bool,
+           autocast: torch.dtype | None) -> Runner:
+    if channels_last:
+        module = module.to(memory_format=torch.channels_last)
+
+    def run_eager(x: Tensor) -> Tensor:
+        x = x.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        amp = (torch.autocast(device.type, autocast) if autocast is not None
+               else contextlib.nullcontext())
+        with torch.inference_mode(), amp:
+            return module(x).float()
+    return run_eager
+
+
+def _jit(module: nn.Module, example: Tensor, device: torch.device) -> Runner:
+    with torch.no_grad():
+        frozen = torch.jit.optimize_for_inference(
+            torch.jit.freeze(torch.jit.trace(module, example, check_trace=False)))
+
+    def run_jit(x: Tensor) -> Tensor:
+        with torch.no_grad():
+            return frozen(x.to(device))
+    return run_jit
+
+
+def _mkldnn(model: nn.Module, output: str, relu: bool | None) -> Runner:
+    # weights reordered once into oneDNN's blocked layout; activations stay
+    # blocked from layer to layer and are converted back once at the end
+    from torch.utils import mkldnn
+    with warnings.catch_warnings():  # its modules are TorchScript, which warns on use
+        warnings.simplefilter("ignore", FutureWarning)
+        blocked = _Output(mkldnn.to_mkldnn(model.eval()), output, relu)
+
+    def run_mkldnn(x: Tensor) -> Tensor:
+        with torch.inference_mode():
+            return blocked(x.to("cpu", torch.float32).to_mkldnn()).to_dense()
+    return run_mkldnn
+
+
 def _onnxruntime(module: nn.Module, example: Tensor, output: str,
-                 threads: int | None) -> Callable[[Tensor], Tensor]:
+                 threads: int | None) -> Runner:
     import onnxruntime as ort
     buffer = io.BytesIO()
     dynamic = {0: "batch"} if output == "logits" else {0: "batch", 2: "height", 3: "width"}

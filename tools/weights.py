@@ -1,0 +1,3 @@
+import sys
+from vggkit.commands.weights import main
+sys.exit(main())

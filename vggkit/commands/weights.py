@@ -1,0 +1,72 @@
+"""``vggkit weights`` / ``tools/weights.py``: published VGG weights by name.
+
+``list`` shows the catalogue (built-ins and plugins' entries) and what is
+cached; ``get NAME`` fetches and converts into the vggkit cache (or, offline,
+says which URL to fetch and where to put the file).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from vggkit.commands import run_command
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vggkit weights", description=__doc__.split("\n\n")[0],
+        epilog="examples: vggkit weights list; vggkit weights get vgg16.torchvision; "
+               "VGGKIT_OFFLINE=1 vggkit weights get vgg16.caffe (prints where to put it)")
+    sub = parser.add_subparsers(dest="action", required=True, metavar="{list,get}")
+    listing = sub.add_parser("list", help="the catalogue, with cached / not cached")
+    listing.add_argument("--json", action="store_true", help="print a JSON list")
+    get = sub.add_parser("get", help="fetch and convert into the vggkit cache; print the path")
+    get.add_argument("names", nargs="+", metavar="NAME", help="catalogue names (vggkit weights list)")
+    get.add_argument("--no-progress", action="store_true", help="hide the download progress bar")
+    for action in (listing, get):  # also after the action: 'vggkit weights get NAME --debug'
+        action.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                            help="show the full traceback of an error instead of one line")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``vggkit weights``; returns the exit status."""
+    return run_command("vggkit weights", build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from vggkit import weights as w
+    if args.action == "get":
+        for name in args.names:
+            print(f"{name}: {w.resolve_weights(name, progress=not args.no_progress)}")
+        return 0
+    rows = []
+    for name, entry in w.list_weights().items():
+        rows.append({"name": name, **entry.as_dict(), "status": w.weights_status(entry),
+                     "checkpoint": str(w.converted_path(entry)),
+                     "download_path": str(w.download_path(entry))})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    _print_table(rows)
+    offline = w.offline_reason()
+    print(f"cache: {w.cache_dir()} (VGGKIT_CACHE)"
+          + (f"; downloads are off ({offline})" if offline else ""))
+    return 0
+
+
+def _print_table(rows: list[dict]) -> None:
+    header = ("NAME", "ARCH", "SOURCE", "LICENCE", "ACC@1/ACC@5", "CHECKSUM", "STATUS")
+    table = [header] + [(
+        r["name"], r["arch"], r["converter"], r["licence"].split(";")[0],
+        "/".join(f"{r['accuracy'][k]:.2f}" if k in r["accuracy"] else "-"
+                 for k in ("acc@1", "acc@5")),
+        r["hash_status"], r["status"]) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(str(c).ljust(n) for c, n in zip(row, widths)).rstrip())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

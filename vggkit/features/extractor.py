@@ -1,0 +1,189 @@
+"""The feature extractor: images -> Appendix-B descriptors, batched by size.
+
+:class:`FeatureExtractor` holds one or several nets (Net-D & Net-E stack) and
+the descriptor settings. :meth:`FeatureExtractor.prepare` rescales an image to
+every Q (CPU work that a background thread can overlap with the nets);
+:meth:`FeatureExtractor.describe` runs the nets.
+
+Speed levers (measured in ``benchmarks/bench_extract.py``):
+
+* images of equal rescaled size are stacked into one batch, and each image
+  runs together with its mirror (batch 2n);
+* the fastest backend that applies (:mod:`vggkit.inference.backends`; on CPU
+  ONNX Runtime when installed, else the net converted once to oneDNN's
+  blocked layout, else eager, in channels-last memory format by default);
+* bf16 autocast only where the CPU has AVX-512 BF16 or AMX, since emulated
+  bf16 is slower than fp32.
+
+Batches are formed from a fixed list of images (a shard), sorted by size then
+position, so the same shard always gives the same batches and the same bytes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from vggkit.features.descriptor import AGGREGATES, LAYERS, combine, flip_pooled
+from vggkit.inference.backends import EXTRACT_AUTO, choose
+from vggkit.inference.batching import MAX_BATCH_PIXELS, size_batches
+from vggkit.inference.runners import compile_for_inference
+from vggkit.inference.views import Views, image_views
+
+#: one prepared image (an alias of :data:`vggkit.inference.views.Views`)
+Prepared = Views
+
+
+def min_side(model: nn.Module, layer: str) -> int:
+    """Smallest image side the dense map of ``layer`` of a VGG needs."""
+    return 32 if layer == "pool5" else int(model.head.kernel_size) * 32
+
+
+@dataclass
+class Net:
+    """One frozen VGG and the preprocessing its weights expect.
+
+    Attributes:
+        model: a :class:`vggkit.models.vgg.VGG` in eval mode.
+        preprocess: record for :func:`vggkit.models.preprocess.normalize`.
+        name: shown in messages (e.g. the checkpoint path).
+    """
+
+    model: nn.Module
+    preprocess: dict[str, Any]
+    name: str = "net"
+
+    def width(self, layer: str) -> int:
+        """Channels of ``layer``'s map."""
+        return int(self.model.num_features if layer == "pool5" else self.model.fc_width)
+
+    def min_side(self, layer: str) -> int:
+        """Smallest image side the dense map of ``layer`` needs."""
+        return min_side(self.model, layer)
+
+
+@dataclass
+class FeatureExtractor:
+    """Appendix-B descriptors of images from one or several nets.
+
+    Args:
+        nets: the nets; several nets stack their descriptors.
+        scales: the test scales Q (smallest image side).
+        aggregate: 'avg' or 'stack' over scales.
+        layer: 'fc7', 'fc6' or 'pool5'.
+        relu: fc6/fc7 after their ReLU.
+        batch_size: images per batch (each runs with its mirror: 2x that).
+        precision: 'fp32', 'bf16', 'fp16' (CUDA) or 'auto'.
+        backend: 'onnxruntime' (CPU fp32, if installed), 'mkldnn' (oneDNN
+            blocked layout, CPU fp32), 'jit' (TorchScript, fp32), 'eager' or
+            'auto' (the first of onnxruntime, mkldnn, eager that applies).
+        channels_last: eager backend: run convs in channels-last memory format.
+        own_nets: the extractor may convert the nets in place (no second copy
+            of the weights); the tool sets it, notebooks keep the default.
+        device: torch device of the nets.
+    """
+
+    nets: list[Net]
+    scales: Sequence[int] = (256, 384, 512)
+    aggregate: str = "avg"
+    layer: str = "fc7"
+    relu: bool = True
+    batch_size: int = 8
+    precision: str = "fp32"
+    backend: str = "auto"
+    channels_last: bool = True
+    device: str = "cpu"
+    own_nets: bool = False
+    _ready: bool = field(default=False, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.scales = tuple(int(q) for q in self.scales)
+        if not self.nets:
+            raise ValueError("FeatureExtractor needs at least one net")
+        if self.aggregate not in AGGREGATES:
+            raise ValueError(f"unknown aggregation '{self.aggregate}'; choose one of {AGGREGATES}")
+        if self.layer not in LAYERS:
+            raise ValueError(f"unknown layer '{self.layer}'; choose one of {LAYERS}")
+        if not self.scales or len(set(self.scales)) != len(self.scales):
+            raise ValueError(f"scales must be distinct and non-empty, got {list(self.scales)}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        self.backend, self.precision = choose(
+            self.backend, self.precision, self.device, models=[n.model for n in self.nets],
+            output=self.layer, relu=self.relu, rule=EXTRACT_AUTO)
+        for net in self.nets:
+            need = net.min_side(self.layer)
+            if min(self.scales) < need:
+                raise ValueError(
+                    f"scale Q={min(self.scales)} is too small for {net.name}: its {self.layer} "
+                    f"map needs a smallest side >= {need} (input_size "
+                    f"{net.model.input_size}); use --scales of at least {need}")
+            if self.layer == "fc7":
+                net.model.pre_logits_relu = self.relu  # the model reads it in dense_pre_logits
+
+    @property
+    def dim(self) -> int:
+        """Length of the stored descriptor."""
+        per_scale = len(self.scales) if self.aggregate == "stack" else 1
+        return sum(net.width(self.layer) * per_scale for net in self.nets)
+
+    def setup(self) -> None:
+        """Prepare the nets for inference (conversion, export); done by the first describe."""
+        if self._ready:
+            return
+        # ONNX Runtime exports each net once with dynamic N, H and W
+        self._runners = [compile_for_inference(
+            net.model, self.layer, self.backend, device=self.device, precision=self.precision,
+            channels_last=self.channels_last, threads=torch.get_num_threads(),
+            example_size=net.min_side(self.layer), relu=self.relu, in_place=self.own_nets)
+            for net in self.nets]
+        self._ready = True
+
+    # -- work ---------------------------------------------------------------------
+    def prepare(self, img: Image.Image) -> Prepared:
+        """``img`` rescaled isotropically to every Q, as uint8 tensors."""
+        return image_views(img, self.scales)
+
+    def _pooled(self, k: int, batch: list[torch.Tensor]) -> torch.Tensor:
+        from vggkit.models.preprocess import normalize
+        x = normalize(torch.stack(batch).to(self.device), self.nets[k].preprocess)
+        return flip_pooled(self._runners[k], x).float().cpu()
+
+    def describe(self, images: Sequence[Prepared | None],
+                 progress: Callable[[float], Any] | None = None) -> np.ndarray:
+        """Descriptors N x :attr:`dim` float32 (unit rows) of prepared images.
+
+        ``None`` entries (images that could not be read) get zero rows.
+        ``progress(k)`` is called with the fraction of images done since the last call.
+        """
+        self.setup()
+        ok = [i for i, p in enumerate(images) if p is not None]
+        out = np.zeros((len(images), self.dim), dtype=np.float32)
+        if not ok:
+            return out
+        steps = len(self.scales) * len(self.nets)
+        blocks = []
+        with torch.inference_mode():
+            for k, net in enumerate(self.nets):
+                per_scale = []
+                for q in self.scales:
+                    arrays = [images[i][q] for i in ok]
+                    pooled = torch.empty(len(ok), net.width(self.layer))
+                    sizes = [tuple(a.shape[1:]) for a in arrays]
+                    for idx in size_batches(sizes, self.batch_size, MAX_BATCH_PIXELS):
+                        pooled[idx] = self._pooled(k, [arrays[i] for i in idx])
+                        if progress is not None:
+                            progress(len(idx) / steps)
+                    per_scale.append(pooled)
+                blocks.append(combine(per_scale, self.aggregate))
+            out[ok] = combine(blocks, "stack").numpy()
+        return out
+
+    def describe_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """Descriptors of PIL images (convenience for notebooks)."""
+        return self.describe([self.prepare(img) for img in images])
+

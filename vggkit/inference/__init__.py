@@ -1,0 +1,36 @@
+"""Running a frozen VGG densely over test images: the layer under evaluation
+(Sect. 3.2, :mod:`vggkit.evaluation`) and the Appendix-B descriptor
+(:mod:`vggkit.features`).
+
+* :mod:`~vggkit.inference.views` -- an image decoded once and rescaled to every
+  test scale Q (uint8 tensors); aspect-ratio order; a loader dataset.
+* :mod:`~vggkit.inference.batching` -- equal sizes batched together, pixel caps.
+* :mod:`~vggkit.inference.backends` -- the backends (eager, jit, mkldnn,
+  onnxruntime), precisions, and the one resolver of 'auto'.
+* :mod:`~vggkit.inference.runners` -- :func:`compile_for_inference`: one output
+  of a VGG as a function on the chosen backend.
+* :mod:`~vggkit.inference.distributed` -- device, process group, rank, shards
+  of the work and their gathering.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "Views": "views", "image_views": "views", "read_views": "views",
+    "size_batches": "batching",
+    "Backend": "backends", "BACKENDS": "backends", "PRECISIONS": "backends",
+    "available_backends": "backends",
+    "compile_for_inference": "runners", "dense_output": "runners",
+    "choose_device": "distributed", "init_distributed": "distributed",
+    "rank_and_world": "distributed",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: `import vggkit.inference` must not import torch
+    if name in _EXPORTS:
+        import importlib
+        return getattr(importlib.import_module(f"vggkit.inference.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'vggkit.inference' has no attribute '{name}'")

@@ -1,0 +1,292 @@
+"""From a weights name to a vggkit checkpoint on disk, converting once.
+
+:func:`resolve_weights` looks, in order, at
+
+1. a local path: an existing file is returned as it is (a vggkit checkpoint);
+2. the vggkit cache (:func:`cache_dir`): ``NAME.pth``, the converted
+   checkpoint, else ``downloads/NAME/FILE``, the published file (downloaded
+   earlier or put there by hand);
+3. the publisher's cache: ``$TORCH_HOME/hub/checkpoints/FILE`` (torchvision,
+   mmpretrain; torch.hub's directory) or the Hugging Face hub cache
+   (``$HF_HUB_CACHE``, ``$HF_HOME/hub``, ``~/.cache/huggingface/hub``:
+   ``models--ORG--REPO/snapshots/REV/FILE``; timm);
+4. a download into ``downloads/NAME/FILE`` -- refused when ``VGGKIT_OFFLINE``
+   or ``HF_HUB_OFFLINE`` is set, with one line naming the entry, the URL and
+   the path to put the file at.
+
+A published file is checked against the published sha256 (or prefix) and
+converted once to ``NAME.pth`` (its ``meta['source_sha256']`` records the
+file's digest; ``NAME.json`` beside it says what it was converted from).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from vggkit.fileio import atomic_write_json
+from vggkit.models.converters import import_weights
+from vggkit.weights.catalogue import WeightsEntry, WeightsError, get_weights_entry
+from vggkit.weights.download import (ChecksumError, OfflineError, describe_digest,
+                                     digest_matches, download, file_sha256, offline_reason)
+
+
+def cache_dir() -> Path:
+    """``$VGGKIT_CACHE``, else ``$XDG_CACHE_HOME/vggkit/weights`` (``~/.cache/vggkit/weights``)."""
+    if os.environ.get("VGGKIT_CACHE"):
+        return Path(os.environ["VGGKIT_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "vggkit" / "weights"
+
+
+def converted_path(entry: WeightsEntry) -> Path:
+    """Where the converted vggkit checkpoint of ``entry`` is cached."""
+    return cache_dir() / f"{entry.name}.pth"
+
+
+def download_path(entry: WeightsEntry) -> Path:
+    """Where the published file of ``entry`` is downloaded to (or may be put by hand)."""
+    return cache_dir() / "downloads" / entry.name / entry.filename
+
+
+def torch_hub_checkpoints() -> Path:
+    """torch.hub's download directory (``$TORCH_HOME/hub/checkpoints``, torchvision's cache)."""
+    import torch.hub
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache, as huggingface_hub finds it."""
+    for var in ("HF_HUB_CACHE", "HUGGINGFACE_HUB_CACHE"):
+        if os.environ.get(var):
+            return Path(os.environ[var]).expanduser()
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+        "huggingface")
+    return Path(home).expanduser() / "hub"
+
+
+def publisher_files(entry: WeightsEntry) -> list[Path]:
+    """The copies of the published file in the publisher's own cache."""
+    if entry.publisher_cache == "torch_hub":
+        found = [torch_hub_checkpoints() / entry.filename]
+    elif entry.publisher_cache == "hf_hub":
+        repo = hf_hub_cache() / f"models--{entry.hf_repo.replace('/', '--')}"
+        found = sorted((repo / "snapshots").glob(f"*/{entry.filename}"))
+    else:
+        found = []
+    return [p for p in found if p.is_file()]
+
+
+def source_files(entry: WeightsEntry) -> list[Path]:
+    """Published files of ``entry`` on disk: the vggkit cache's, then the publisher's."""
+    ours = download_path(entry)
+    return ([ours] if ours.is_file() else []) + publisher_files(entry)
+
+
+def weights_status(entry: WeightsEntry) -> str:
+    """``'cached'`` (converted), ``'source cached'`` (published file found) or ``'not cached'``."""
+    if converted_path(entry).is_file():
+        return "cached"
+    return "source cached" if source_files(entry) else "not cached"
+
+
+def resolve_weights(name: str, progress: bool = True) -> str:
+    """The path of the vggkit checkpoint of weights ``name`` (an entry or a file).
+
+    Finds, checks, downloads and converts as needed (see the module's docstring).
+
+    Raises:
+        UnknownWeightsError: ``name`` is neither a file nor a catalogue entry.
+        OfflineError: not on disk and downloads are off.
+        ChecksumError, DownloadError, WeightsError: with the file and the fix.
+    """
+    if os.path.isfile(name):
+        return name
+    entry = get_weights_entry(name)
+    out = converted_path(entry)
+    if out.is_file() and _still_current(entry, out):
+        return str(out)
+    # one process fetches and converts; the others (e.g. torchrun's ranks) wait and reuse it
+    with _exclusive(cache_dir() / f".{entry.name}.lock", entry.name):
+        if not (out.is_file() and _still_current(entry, out)):
+            source = _verified_source(entry) or _fetch(entry, progress)
+            _convert(entry, source, out)
+    return str(out)
+
+
+@contextmanager
+def _exclusive(path: Path, what: str) -> Iterator[None]:
+    """Hold ``fcntl.flock`` on ``path``, waiting for another holder (no-op without locks)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as f:
+        try:
+            import fcntl
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"vggkit: waiting for another process fetching weights '{what}'",
+                      file=sys.stderr)
+                fcntl.flock(f, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # no fcntl (Windows), or a filesystem without locks
+            pass
+        yield  # closing the file releases the lock
+
+
+def _sidecar(out: Path) -> Path:
+    return out.with_suffix(".json")
+
+
+def _still_current(entry: WeightsEntry, out: Path) -> bool:
+    """A cached conversion is reused unless it records another source than the catalogue's."""
+    try:
+        record = json.loads(_sidecar(out).read_text())
+    except (OSError, ValueError):
+        return True  # no record (e.g. copied by hand): trust the checkpoint
+    return digest_matches(entry.sha256, str(record.get("source_sha256", "")))
+
+
+def _verified_source(entry: WeightsEntry) -> Path | None:
+    """The first published file on disk, after checking its sha256."""
+    for path in source_files(entry):
+        if entry.sha256 is None:
+            return path
+        digest = file_sha256(path)
+        if not digest_matches(entry.sha256, digest):
+            raise ChecksumError(f"'{path}' (weights '{entry.name}') has sha256 {digest}, not "
+                                f"the published {describe_digest(entry.sha256)}; delete it and "
+                                f"run 'vggkit weights get {entry.name}' again")
+        return path
+    return None
+
+
+def _fetch(entry: WeightsEntry, progress: bool) -> Path:
+    dest = download_path(entry)
+    reason = offline_reason()
+    if reason:
+        raise OfflineError(
+            f"weights '{entry.name}' are not on disk and downloads are off ({reason}): fetch "
+            f"{entry.urls[0]} and put it at {dest}")
+    digest = download(entry.urls, dest, entry.sha256, progress=progress, label=entry.name)
+    if entry.sha256 is None:
+        print(f"vggkit: the publisher of '{entry.name}' gives no checksum; the download's "
+              f"sha256 {digest} is recorded in the converted checkpoint", file=sys.stderr)
+    return dest
+
+
+def _convert(entry: WeightsEntry, source: Path, out: Path) -> None:
+    """Convert ``source`` to ``out`` once, checking it is the architecture the entry says."""
+    meta = import_weights(entry.converter, str(source), str(out), arch=entry.arch)
+    problem = _mismatch(entry, meta)
+    if problem:
+        out.unlink()
+        raise WeightsError(f"'{source}' is not the weights '{entry.name}' describes: {problem}")
+    atomic_write_json(_sidecar(out), {
+        "name": entry.name, "converter": entry.converter, "source_file": str(source),
+        "source_sha256": meta["source_sha256"], "published_sha256": entry.sha256,
+        "urls": list(entry.urls)})
+
+
+def _mismatch(entry: WeightsEntry, meta: Mapping[str, Any]) -> str | None:
+    wrong = [f"{k} {meta.get(k)!r} (expected {v!r})" for k, v in entry_shape(entry).items()
+             if meta.get(k) != v]
+    return ", ".join(wrong) or None
+
+
+# -- building ---------------------------------------------------------------------------
+#: build_vgg arguments besides arch and num_classes that shape the weights
+SHAPE_ARGS = ("fc_width", "width_mult", "input_size")
+
+
+def _build_defaults() -> dict[str, Any]:
+    import inspect
+
+    from vggkit.models.vgg import build_vgg
+    return {k: p.default for k, p in inspect.signature(build_vgg).parameters.items()}
+
+
+def entry_shape(entry: WeightsEntry) -> dict[str, Any]:
+    """What the converted checkpoint records: arch, batch_norm, num_classes and SHAPE_ARGS."""
+    from vggkit.models.vgg import resolve_arch
+    config, bn = resolve_arch(entry.arch)
+    defaults = _build_defaults()
+    return {"arch": config, "batch_norm": bn, "num_classes": entry.num_classes,
+            **{k: entry.build_args.get(k, defaults[k]) for k in SHAPE_ARGS}}
+
+
+def pretrained_build_args(name: str, arch: str, num_classes: int | None,
+                          given: Mapping[str, Any]) -> tuple[WeightsEntry, dict[str, Any]]:
+    """``(entry, build_vgg kwargs)`` for ``build_vgg(arch, num_classes, **given, weights=name)``.
+
+    Arguments that shape the weights left at build_vgg's defaults take the
+    entry's values; another arch, num_classes or shape is refused, naming both.
+    """
+    from vggkit.models.vgg import resolve_arch
+    entry = get_weights_entry(name)
+    shape, defaults = entry_shape(entry), _build_defaults()
+    config, bn = resolve_arch(arch)
+    bn = bool(bn or given.get("batch_norm"))
+    if (config, bn) != (shape["arch"], shape["batch_norm"]):
+        raise WeightsError(f"weights '{entry.name}' are for arch {shape['arch']} (batch_norm="
+                           f"{shape['batch_norm']}), not {arch} (batch_norm={bn}); use "
+                           f"build_vgg('{entry.arch}', weights='{name}')")
+    if num_classes not in (None, entry.num_classes):
+        raise WeightsError(f"weights '{entry.name}' have {entry.num_classes} classes, not "
+                           f"num_classes={num_classes}; omit num_classes and replace head.fc8 "
+                           "for another task")
+    for key in SHAPE_ARGS:
+        if given.get(key, defaults[key]) not in (defaults[key], shape[key]):
+            raise WeightsError(f"weights '{entry.name}' need {key}={shape[key]!r}, not "
+                               f"{given[key]!r}")
+    kwargs = {**given, **{k: shape[k] for k in SHAPE_ARGS},
+              "num_classes": entry.num_classes, "init": "none"}
+    return entry, kwargs
+
+
+def build_with_weights(weights: str, arch: str, num_classes: int | None,
+                       given: Mapping[str, Any], progress: bool = True) -> Any:
+    """``build_vgg(arch, num_classes, **given, weights=weights)``: the net, weights loaded.
+
+    ``weights`` is a catalogue name (resolved, fetched and converted as needed)
+    or the path of a vggkit checkpoint (built with the arguments given).
+    """
+    from vggkit.models.io import load_checkpoint
+    from vggkit.models.vgg import VGG
+    if os.path.isfile(weights):
+        kwargs = {**given, "num_classes": 1000 if num_classes is None else num_classes,
+                  "init": "none"}
+    else:
+        kwargs = pretrained_build_args(weights, arch, num_classes, given)[1]
+    path = resolve_weights(weights, progress=progress)
+    model = VGG(arch, **kwargs)
+    load_checkpoint(model, path)
+    return model
+
+
+def config_for_weights(name: str) -> Any:
+    """An mmengine ``Config`` standing in for ``CONFIG`` of a ``CONFIG CKPT`` pair.
+
+    Nothing is read or fetched (the checkpoint is :func:`resolve_weights`' job):
+    ``model.vgg`` holds the ``build_vgg`` arguments (no ``weights`` key, so
+    :func:`vggkit.models.from_config.build_from_config` loads the checkpoint
+    itself), ``model.data_preprocessor`` and ``preprocess`` the normalisation,
+    ``test_scales`` the publisher's scales, ``weights`` the entry's record
+    (``name``, ``checkpoint``: where :func:`resolve_weights` puts it).
+    """
+    from mmengine.config import Config
+    entry = get_weights_entry(name)
+    preprocess = entry.preprocess
+    vgg = {"arch": entry.arch, "num_classes": entry.num_classes, **dict(entry.build_args)}
+    return Config({
+        "default_scope": "vggkit",
+        "model": {"type": "VGGClassifier", "vgg": vgg,
+                  "data_preprocessor": {"type": "VGGDataPreprocessor", **preprocess}},
+        "preprocess": preprocess,
+        "test_scales": list(entry.test_scales),
+        "weights": {"name": entry.name, "checkpoint": str(converted_path(entry)),
+                    "converter": entry.converter, "urls": list(entry.urls),
+                    "sha256": entry.sha256, "licence": entry.licence},
+    })
