@@ -31,7 +31,7 @@ setup(
         "safetensors>=0.4",
     ],
     extras_require={
-        # the fastest CPU inference/extraction path (vggkit.models.runtime)
+        # the fastest CPU inference/extraction path (vggkit.inference)
         "fast": ["onnx>=1.15", "onnxruntime>=1.17"],
         # tests exercise every backend, and timm's key layout for conversion
         "dev": ["pytest>=7", "timm>=1.0", "onnx>=1.15", "onnxruntime>=1.17"],

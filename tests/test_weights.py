@@ -358,3 +358,83 @@ def test_builtin_catalogue():
     cfg = config_for_weights("vgg16.caffe")  # pure: nothing is read or fetched
     assert cfg.model.vgg == {"arch": "D", "num_classes": 1000}
     assert cfg.model.data_preprocessor.bgr is True and cfg.test_scales == [256, 384, 512]
+
+
+def test_features_of_a_folder_in_one_command(env, register, no_socket, tmp_path, capsys):
+    """`vggkit extract DIR --weights NAME` with the file in torch.hub's cache and no other step;
+    `vggkit.extract_features` gives the same rows; both match torchvision's own fc7."""
+    import numpy as np
+    from PIL import Image
+
+    import vggkit
+    from vggkit.commands import extract
+    from vggkit.features.store import load_features
+    reference = tiny_torchvision().eval()
+    data = torch_bytes(reference.state_dict())
+    digest = hashlib.sha256(data).hexdigest()
+    filename = f"tinyvgg-{digest[:8]}.pth"
+    (env["torch"] / "hub" / "checkpoints").mkdir(parents=True)
+    (env["torch"] / "hub" / "checkpoints" / filename).write_bytes(data)
+    register(tiny_entry(filename, digest[:8]))
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):  # 32x32: at Q=32 the fc7 map is 1x1, i.e. torchvision's fc7 on the image
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+
+    out = tmp_path / "feats"
+    assert extract.main([str(photos), "--weights", NAME, "--out", str(out), "--scales", "32",
+                         "--no-progress"]) == 0
+    fs = load_features(str(out))
+    assert fs.ids == ["0.png", "1.png", "2.png"] and fs.classes == ["photos"]
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        x = torch.stack([torch.from_numpy(np.asarray(Image.open(photos / f"{i}.png"), np.float32))
+                         .permute(2, 0, 1) for i in range(3)])
+        x = (x - mean) / std
+        fc7 = lambda t: reference.classifier[:5](torch.flatten(reference.avgpool(reference.features(t)), 1))
+        expected = (fc7(x) + fc7(x.flip(3))) / 2
+        expected = torch.nn.functional.normalize(expected, dim=1).numpy()
+    np.testing.assert_allclose(fs.features, expected, atol=1e-5)
+    rows = vggkit.extract_features(str(photos), weights=NAME, scales=(32,))
+    np.testing.assert_allclose(rows, expected, atol=1e-5)
+    assert extract.main(["--weights", NAME]) == 2  # no images: one line naming the fix
+    assert "pass --data-root DIR" in capsys.readouterr().err
+
+
+def test_test_tool_takes_weights_by_name(env, register, no_socket, tmp_path):
+    """`vggkit test --weights NAME --data-root DIR`: torchvision's own predictions decide."""
+    import numpy as np
+    from PIL import Image
+
+    from vggkit.commands import test as test_cli
+    reference = tiny_torchvision(seed=1).eval()
+    data = torch_bytes(reference.state_dict())
+    digest = hashlib.sha256(data).hexdigest()
+    filename = f"tinyvgg-{digest[:8]}.pth"
+    (env["torch"] / "hub" / "checkpoints").mkdir(parents=True)
+    (env["torch"] / "hub" / "checkpoints" / filename).write_bytes(data)
+    register(tiny_entry(filename, digest[:8]))
+    rng = np.random.default_rng(1)
+    images, labels = [], []
+    for c in range(5):  # 5 class folders, 2 images each, 32x32: the centre crop is the image
+        (tmp_path / "val" / f"c{c}").mkdir(parents=True)
+        for i in range(2):
+            pixels = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "val" / f"c{c}" / f"{i}.png")
+            images.append(pixels)
+            labels.append(c)
+    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
+    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
+    with torch.no_grad():
+        x = (torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() - mean) / std
+        logits = reference(x)
+    top1 = 100 * float((logits.argmax(1).numpy() != np.array(labels)).mean())
+    out = tmp_path / "res.json"
+    assert test_cli.main(["--weights", NAME, "--data-root", str(tmp_path / "val"), "--strategy",
+                          "center", "--scales", "32", "--workers", "0", "--no-progress",
+                          "--out", str(out)]) == 0
+    result = json.loads(out.read_text())["models"][0]
+    assert result["config"] == f"weights:{NAME}"
+    assert result["results"]["center"]["top1_error"] == pytest.approx(top1)

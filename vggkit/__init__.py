@@ -7,7 +7,7 @@ from vggkit import safe_load as _safe_load  # noqa: F401  (torch>=2.6 fix for mm
 from vggkit.hookspecs import hookimpl
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "build_vgg", "hookimpl", "load_checkpoint"]
+__all__ = ["__version__", "build_vgg", "extract_features", "hookimpl", "load_checkpoint"]
 
 
 def __getattr__(name: str) -> Any:
@@ -16,4 +16,7 @@ def __getattr__(name: str) -> Any:
     if name in ("build_vgg", "load_checkpoint"):
         from vggkit import models
         return getattr(models, name)
+    if name == "extract_features":
+        from vggkit.features.api import extract_features
+        return extract_features
     raise AttributeError(f"module 'vggkit' has no attribute '{name}'")

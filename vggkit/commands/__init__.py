@@ -103,3 +103,20 @@ def read_config(path: str, options: Optional[dict] = None) -> Any:
     if options:
         cfg.merge_from_dict(options)
     return cfg
+
+
+def add_weights_option(parser: argparse.ArgumentParser, what: str) -> argparse.ArgumentParser:
+    """``--weights NAME`` (repeatable): a catalogue entry standing in for ``CONFIG CKPT``."""
+    parser.add_argument("--weights", action="append", default=[], metavar="NAME",
+                        help=f"published weights by name ({what}); fetched and converted once, "
+                             "see 'vggkit weights list'")
+    return parser
+
+
+def weights_config(name: str, options: Optional[dict] = None) -> tuple[Any, str]:
+    """``(config, checkpoint)`` standing in for a ``CONFIG CKPT`` pair of weights ``name``."""
+    from vggkit.weights import config_for_weights, resolve_weights
+    cfg = config_for_weights(name)
+    if options:
+        cfg.merge_from_dict(options)
+    return cfg, resolve_weights(name)

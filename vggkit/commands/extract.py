@@ -1,14 +1,17 @@
 """``tools/extract_features.py`` / ``vggkit extract``: Appendix-B features into a store.
 
-Example::
+Examples::
 
+    vggkit extract photos/ --weights vgg16.torchvision --out feats/photos
     tools/extract_features.py configs/vgg16_d.py d.pth configs/vgg19_e.py e.pth \\
         --task voc2007 --data-root data/VOCdevkit/VOC2007 --out feats/voc07-de
 
-Each ``CONFIG CKPT`` pair is one net (``cfg.model.vgg`` holds its
-``build_vgg`` arguments; the checkpoint's recorded preprocessing is applied);
-several pairs stack their descriptors. The task plugin lists the images and
-gives the default scales and aggregation.
+Each ``CONFIG CKPT`` pair, and each ``--weights NAME``, is one net
+(``cfg.model.vgg`` holds its ``build_vgg`` arguments; the checkpoint's recorded
+preprocessing is applied); several nets stack their descriptors. The task
+plugin lists the images and gives the default scales and aggregation; the
+default task, ``folder``, takes any folder of images, with or without class
+sub-folders.
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from vggkit.commands import add_cfg_options, positive_int, read_config, run_command
+from vggkit.commands import (add_cfg_options, add_weights_option, positive_int, read_config,
+                             run_command, weights_config)
 from vggkit.errors import UserError
 from vggkit.features.descriptor import AGGREGATES, LAYERS
 from vggkit.features.extractor import FeatureExtractor, Net
@@ -40,12 +44,15 @@ def build_parser() -> argparse.ArgumentParser:
         prog="vggkit extract", description="Extract the paper's Appendix-B image descriptors "
         "(dense net over the whole image at scale Q, global average pool, flip average, L2 "
         "norm, scales averaged or stacked, nets stacked) into a resumable feature store.")
-    p.add_argument("pairs", nargs="+", metavar="CONFIG CKPT",
-                   help="one or more pairs: an mmengine config (cfg.model.vgg = build_vgg "
-                        "kwargs) and a checkpoint; several pairs stack their descriptors")
-    p.add_argument("--task", required=True, help="registered transfer task, e.g. caltech101, "
-                   "voc2007, image_folder (`vggkit plugins` lists them)")
-    p.add_argument("--data-root", required=True, help="the task's data directory")
+    p.add_argument("pairs", nargs="*", metavar="CONFIG CKPT",
+                   help="pairs of an mmengine config (cfg.model.vgg = build_vgg kwargs) and a "
+                        "checkpoint; several nets stack their descriptors. With --weights and "
+                        "no --data-root, the one argument is the folder of images")
+    add_weights_option(p, "a net, after the CONFIG CKPT pairs")
+    p.add_argument("--task", default="folder", help="registered transfer task, e.g. caltech101, "
+                   "voc2007, imagefolder (`vggkit plugins` lists them); default 'folder': any "
+                   "folder of images, with or without class sub-folders")
+    p.add_argument("--data-root", help="the task's data directory")
     p.add_argument("--scales", type=positive_int, nargs="+", metavar="Q",
                    help="test scales Q (smallest image side); default: the task's")
     p.add_argument("--aggregate", choices=AGGREGATES,
@@ -77,14 +84,16 @@ def build_parser() -> argparse.ArgumentParser:
     return add_cfg_options(p)
 
 
-def load_net(config: str, checkpoint: str, device: str,
-             cfg_options: dict | None = None) -> tuple[Net, dict[str, Any]]:
-    """Build the net of ``config``, load ``checkpoint``; return it and its settings record."""
+def load_net(config: Any, checkpoint: str, device: str, cfg_options: dict | None = None,
+             source: str = "") -> tuple[Net, dict[str, Any]]:
+    """Build the net of ``config`` (a path or a Config), load ``checkpoint``; return it and
+    its settings record."""
     from vggkit.models.from_config import build_from_config
-    cfg = read_config(config, cfg_options)
+    if isinstance(config, str):
+        config, source = read_config(config, cfg_options), f"config '{config}'"
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"checkpoint '{checkpoint}' does not exist")
-    model, meta, kwargs = build_from_config(cfg, checkpoint, f"config '{config}'")
+    model, meta, kwargs = build_from_config(config, checkpoint, source)
     preprocess = dict(meta.get("preprocess") or {})
     net = Net(model=model, preprocess=preprocess, name=checkpoint)  # moved by the extractor
     record = {"vgg": {k: v for k, v in kwargs.items() if k not in _NOT_FEATURES},
@@ -120,9 +129,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.weights and args.data_root is None and len(args.pairs) == 1:
+        args.data_root, args.pairs = args.pairs[0], []  # vggkit extract DIR --weights NAME
     if len(args.pairs) % 2:
         raise UserError(f"expected CONFIG CKPT pairs, got {len(args.pairs)} paths: {args.pairs}")
+    if not args.pairs and not args.weights:
+        raise UserError("no net given: pass CONFIG CKPT pairs or --weights NAME "
+                        "('vggkit weights list' shows the names)")
+    if args.data_root is None:
+        raise UserError("no images given: pass --data-root DIR (or 'vggkit extract DIR "
+                        "--weights NAME')")
     return extract(args)
+
+
+def _nets(args: argparse.Namespace) -> list[tuple[Any, str, str, str]]:
+    """``(config, checkpoint, config label, config sha256)`` of every net, pairs first."""
+    nets = [(c, k, os.path.abspath(c), sha256_file(c) if os.path.isfile(c) else "")
+            for c, k in zip(args.pairs[0::2], args.pairs[1::2])]
+    for name in args.weights:
+        cfg, ckpt = weights_config(name, args.cfg_options)
+        nets.append((cfg, ckpt, f"weights:{name}", ""))
+    return nets
 
 
 def extract(args: argparse.Namespace) -> int:
@@ -147,8 +174,8 @@ def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, de
     scales = [int(q) for q in (args.scales or task.default_scales)]
     aggregate = args.aggregate or task.default_aggregate
 
-    pairs = list(zip(args.pairs[0::2], args.pairs[1::2]))
-    loaded = [load_net(cfg, ckpt, device, args.cfg_options) for cfg, ckpt in pairs]
+    nets = _nets(args)
+    loaded = [load_net(cfg, ckpt, device, args.cfg_options, label) for cfg, ckpt, label, _ in nets]
     extractor = FeatureExtractor([n for n, _ in loaded], scales=scales, aggregate=aggregate,
                                  layer=args.layer, relu=args.relu, batch_size=args.batch_size,
                                  precision=args.precision, backend=args.backend,
@@ -165,9 +192,9 @@ def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, de
         "images_sha256": sha256_json({"ids": list(data.ids), "labels": labels.tolist()}),
     }
     info = {"feature_dim": extractor.dim, "dtype": "float32",
-            "configs": [os.path.abspath(c) for c, _ in pairs],
-            "checkpoints": [os.path.abspath(k) for _, k in pairs],
-            "config_sha256": [sha256_file(c) for c, _ in pairs],
+            "configs": [label for _, _, label, _ in nets],
+            "checkpoints": [os.path.abspath(k) for _, k, _, _ in nets],
+            "config_sha256": [sha256 for _, _, _, sha256 in nets],
             "checkpoint_sha256": [r["checkpoint_sha256"] for _, r in loaded],
             "data_root": os.path.abspath(args.data_root), "torch_threads": torch.get_num_threads(),
             "torch_version": torch.__version__,

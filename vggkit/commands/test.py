@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
-from vggkit.commands import (add_cfg_options, non_negative_int, positive_int, read_config,
-                             run_command)
+from vggkit.commands import (add_cfg_options, add_weights_option, non_negative_int, positive_int,
+                             read_config, run_command, weights_config)
 from vggkit.commands.fuse import add_outputs, check_outputs, write_outputs
+from vggkit.errors import UserError
 from vggkit.evaluation import (ModelEntry, Posteriors, build_strategy, check_classes, errors,
                                evaluate, fuse, load_model, load_posteriors, load_test_set,
                                result_key)
@@ -29,9 +30,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vggkit test", description="Evaluate VGG nets with the paper's test protocols "
         "(Sect. 3.2): top-1/top-5 error per strategy and for the fusion of several nets.")
-    p.add_argument("config", help="config file of the net (its model and test_dataloader)")
-    p.add_argument("checkpoint", help="checkpoint: ours, a runner's, or converted weights "
-                   "(tools/convert_weights.py); its recorded preprocessing is applied")
+    p.add_argument("config", nargs="?", help="config file of the net (its model and "
+                   "test_dataloader); omitted with --weights")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint: ours, a runner's, or converted "
+                   "weights (tools/convert_weights.py); its recorded preprocessing is applied")
+    add_weights_option(p, "instead of CONFIG CKPT; repeated or after them, a net to fuse. "
+                       "The test set is then an image folder at --data-root, and the default "
+                       "scales the publisher's")
     p.add_argument("--data-root", help="test-set root, overriding test_dataloader.dataset.data_root")
     p.add_argument("--strategy", nargs="+", default=[DEFAULT_STRATEGY], metavar="NAME",
                    help="one or more evaluation strategies by name: center, dense, multicrop, "
@@ -85,6 +90,30 @@ def _fused(entries: Sequence[ModelEntry], names: Sequence[str], merged: dict[str
     return out
 
 
+def _nets(args: argparse.Namespace) -> list[tuple[Any, str, Any, str]]:
+    """``(config, checkpoint, scales, label)`` of every net: CONFIG CKPT, --fuse, --weights."""
+    if (args.config is None) != (args.checkpoint is None) or (args.config is None
+                                                            and not args.weights):
+        raise UserError("give CONFIG CKPT, or --weights NAME ('vggkit weights list' shows "
+                        "the names)")
+    pairs = ([(args.config, args.checkpoint)] if args.config else []) + list(args.fuse)
+    nets = [(read_config(c, args.cfg_options), k, args.scales, c) for c, k in pairs]
+    for name in args.weights:
+        cfg, ckpt = weights_config(name, args.cfg_options)
+        nets.append((cfg, ckpt, args.scales or list(cfg.test_scales), f"weights:{name}"))
+    return nets
+
+
+def _test_config(args: argparse.Namespace) -> Any:
+    """The config whose test_dataloader lists the test set: CONFIG's, or an image folder."""
+    if args.config:
+        return read_config(args.config, args.cfg_options)
+    if args.data_root is None:
+        raise UserError("--weights needs --data-root DIR: a folder of class folders "
+                        "(e.g. ImageNet val sorted into synset folders)")
+    return {"test_dataloader": {"dataset": {"type": "ImageFolder", "data_root": args.data_root}}}
+
+
 def main(argv: list[str] | None = None) -> int:
     return run_command("vggkit test", build_parser(), _run, argv)
 
@@ -94,11 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     device = launch(args)
     names = list(dict.fromkeys(args.strategy))
     strategies = {n: build_strategy(n, batch_size=args.batch_size) for n in names}
-    cfg = read_config(args.config, args.cfg_options)
-    test_set = load_test_set(cfg, args.data_root, args.config)
-    entries = [load_model(cfg, args.checkpoint, device, args.scales, args.config)]
-    entries += [load_model(read_config(c, args.cfg_options), k, device, args.scales, c)
-                for c, k in args.fuse]
+    entries = [load_model(cfg, ckpt, device, scales, label)
+               for cfg, ckpt, scales, label in _nets(args)]
+    test_set = load_test_set(_test_config(args), args.data_root, args.config or "--weights")
     for entry in entries:
         check_classes(entry, test_set)
     saved = [load_posteriors(f) for f in args.fuse_posteriors]
