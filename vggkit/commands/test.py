@@ -111,7 +111,11 @@ def _test_config(args: argparse.Namespace) -> Any:
     if args.data_root is None:
         raise UserError("--weights needs --data-root DIR: a folder of class folders "
                         "(e.g. ImageNet val sorted into synset folders)")
-    return {"test_dataloader": {"dataset": {"type": "ImageFolder", "data_root": args.data_root}}}
+    from mmengine.config import Config
+    cfg = Config({"test_dataloader": {"dataset": {"type": "ImageFolder",
+                                                  "data_root": args.data_root}}})
+    cfg.merge_from_dict(args.cfg_options or {})  # e.g. test_dataloader.dataset.type=ImageNet
+    return cfg
 
 
 def main(argv: list[str] | None = None) -> int:
