@@ -1,150 +1,140 @@
-"""VGG-16 inference at 224, batch 8, all cores: vggkit's fastest CPU path vs the rest.
+"""VGG-16 (D, full width) inference at 224, batch 8, all cores: vggkit 'auto' vs the rest.
 
-Side by side in one process, alternating, after a warm-up, medians of repeats:
+Side by side in one process, after a warm-up, ``--rounds`` paired rounds in
+rotated order (round r starts at path r mod 4):
 
-* torchvision ``vgg16`` eager fp32 (the reference a user would pick);
-* timm ``vgg16`` eager fp32;
-* ONNX Runtime on torchvision's exported graph, default session options;
-* vggkit ``compile_for_inference(model, 'logits', backend)`` for each backend
-  ('eager', 'jit', 'onnxruntime'), and eager bf16 autocast, once, for the record.
+* torchvision ``vgg16`` eager fp32 under ``torch.inference_mode()``;
+* the same, channels-last (model and input);
+* ONNX Runtime on torchvision's own exported graph, default session options;
+* vggkit ``compile_for_inference(model, 'logits', 'auto')`` -- whatever the
+  autotuner measured fastest here (its probe runs first, into a fresh cache
+  file under the results directory, and is reported).
 
-Agreement of the fastest path with fp32 eager: top-1 agreement and fc7 cosine
-on crops of real photographs (scikit-learn's sample images). Weights are random
-(nothing is downloaded); the same weights are loaded into every model.
+Reported: per round, each path's time over torchvision eager's and over ORT's
+of the same round; the median of those paired ratios, with min-max. Weights are
+random (nothing is downloaded); the same weights are loaded into every model.
 
-    python benchmarks/bench_inference.py [--repeats 3] [--batch 8]
+    python benchmarks/bench_inference.py [--rounds 5] [--batch 8]
 """
 from __future__ import annotations
 
 import argparse
 import io
 import os
+import statistics
 import sys
+import tempfile
 import time
 import warnings
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine_line, medians, time_alternating, write_fragment  # noqa: E402
+from common import machine_line, write_fragment  # noqa: E402
 
+from vggkit.inference import autotune  # noqa: E402
+from vggkit.inference.runners import compile_for_inference  # noqa: E402
 from vggkit.models import build_vgg  # noqa: E402
 from vggkit.models.converters import get_converter  # noqa: E402
-from vggkit.inference.backends import available_backends  # noqa: E402
-from vggkit.inference.runners import compile_for_inference  # noqa: E402
-
-GMACS_VGG16 = 15.47  # multiply-adds per 224 image (vggkit describe vgg16)
 
 
-def sgemm_gflops(n: int = 2048, repeats: int = 5) -> float:
-    """Practical peak: fp32 matrix multiply rate on all cores."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - start)
-    return 2 * n ** 3 / best / 1e9
-
-
-def real_crops(n: int) -> torch.Tensor:
-    """``n`` 224 crops of scikit-learn's two photographs, ImageNet-normalised."""
-    from sklearn.datasets import load_sample_images
-    rng = np.random.default_rng(0)
-    images = load_sample_images().images
-    crops = []
-    for i in range(n):
-        img = images[i % 2]
-        y, x = rng.integers(0, img.shape[0] - 224), rng.integers(0, img.shape[1] - 224)
-        crops.append(img[y:y + 224, x:x + 224])
-    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float()
-    mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1)
-    std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1)
-    return (x - mean) / std
+def paired(times: dict[str, list[float]], base: str) -> dict[str, tuple[float, float, float]]:
+    """Median, min, max over rounds of ``time[path] / time[base]`` (same round)."""
+    out = {}
+    for name, ts in times.items():
+        ratios = [t / b for t, b in zip(ts, times[base])]
+        out[name] = (statistics.median(ratios), min(ratios), max(ratios))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3, help="timed rounds (median reported)")
+    parser.add_argument("--rounds", type=int, default=5, help="paired timed rounds")
     parser.add_argument("--batch", type=int, default=8, help="images per forward pass")
-    parser.add_argument("--agreement-images", type=int, default=32,
-                        help="real-image crops for the fp32 agreement check")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
-    import timm
+    import onnxruntime as ort
     import torchvision
 
     torch.manual_seed(0)
     reference = torchvision.models.vgg16(weights=None).eval()
     ours = build_vgg("vgg16", init="none").eval()
     ours.load_state_dict(get_converter("torchvision").convert(reference.state_dict(), "vgg16"))
-    timm_model = timm.create_model("vgg16", pretrained=False).eval()
+    cl_model = torchvision.models.vgg16(weights=None).eval()
+    cl_model.load_state_dict(reference.state_dict())
+    cl_model = cl_model.to(memory_format=torch.channels_last)
     x = torch.randn(args.batch, 3, 224, 224)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
 
-    import onnxruntime as ort
     buffer = io.BytesIO()
-    torch.onnx.export(reference, x, buffer, input_names=["x"], output_names=["y"],
-                      dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
+    with torch.no_grad():
+        torch.onnx.export(reference, x, buffer, input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "n"}, "y": {0: "n"}}, dynamo=False)
     session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
 
-    candidates = {f"vggkit {b}": compile_for_inference(ours, "logits", b)
-                  for b in available_backends()}
+    cache = os.path.join(tempfile.mkdtemp(prefix="vggkit-bench-"), "autotune.json")
+    start = time.perf_counter()
+    auto = compile_for_inference(ours, "logits", "auto", cache=cache)
+    probe_s = time.perf_counter() - start
+    import json
+    with open(cache) as f:
+        record = next(iter(json.load(f)["entries"].values()))
+    picked = f"{record['backend']} {record['precision']}"
+
+    def tv_eager():
+        with torch.inference_mode():
+            return reference(x)
+
+    def tv_cl():
+        with torch.inference_mode():
+            return cl_model(x_cl)
+
     fns = {
-        "torchvision eager fp32": lambda: reference(x),
-        "timm eager fp32": lambda: timm_model(x),
+        "torchvision eager fp32": tv_eager,
+        "torchvision eager fp32 channels_last": tv_cl,
         "ONNX Runtime (torchvision graph)": lambda: session.run(None, {"x": x.numpy()}),
-        **{name: (lambda f=f: f(x)) for name, f in candidates.items()},
+        f"vggkit auto ({picked})": lambda: auto(x),
     }
-    with torch.inference_mode():
-        times = time_alternating(fns, repeats=args.repeats, warmup=1)
-        start = time.perf_counter()
-        with torch.autocast("cpu", torch.bfloat16):
-            ours(x)
-        bf16 = time.perf_counter() - start
-    med = medians(times)
-    rate = {k: args.batch / v for k, v in med.items()}
-    rate["vggkit eager bf16 autocast (1 run)"] = args.batch / bf16
-    base = rate["torchvision eager fp32"]
-    fastest = max(candidates, key=lambda k: rate[k])
+    names = list(fns)
+    for fn in fns.values():  # warm-up
+        fn()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(args.rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+    vs_tv = paired(times, names[0])
+    vs_ort = paired(times, names[2])
+    med = {n: statistics.median(ts) for n, ts in times.items()}
 
-    # agreement of the fastest path with fp32 eager on real images
-    crops = real_crops(args.agreement_images)
-    fast_logits = candidates[fastest](crops)
-    fast_fc7 = compile_for_inference(ours, "fc7", fastest.split(" ", 1)[1])(crops).flatten(1)
-    with torch.inference_mode():
-        ref_logits, ref_fc7 = ours(crops), ours.pre_logits(crops)
-    agree = (fast_logits.argmax(1) == ref_logits.argmax(1)).float().mean().item() * 100
-    cosine = torch.nn.functional.cosine_similarity(fast_fc7, ref_fc7, dim=1).min().item()
-
-    peak = sgemm_gflops()
-    achieved = rate[fastest] * GMACS_VGG16 * 2
     lines = [
-        "## VGG-16 inference, 224×224, batch %d, all cores" % args.batch, "",
+        f"## VGG-16 inference, 224×224, batch {args.batch}, all cores", "",
         f"Machine: {machine_line()}", "",
-        "| path | images/s | × torchvision eager fp32 |", "|---|---|---|",
+        f"{args.rounds} paired rounds after a warm-up, rotated order; ratios are time over "
+        "the reference's time in the same round (lower is faster): median (min–max).", "",
+        "| path | median ms/batch | images/s | time ÷ torchvision eager | time ÷ ORT |",
+        "|---|---|---|---|---|",
     ]
-    for name, r in sorted(rate.items(), key=lambda kv: -kv[1]):
-        lines.append(f"| {name} | {r:.2f} | {r / base:.2f}× |")
+    for n in names:
+        a, b = vs_tv[n], vs_ort[n]
+        lines.append(f"| {n} | {med[n] * 1e3:.0f} | {args.batch / med[n]:.2f} | "
+                     f"{a[0]:.3f} ({a[1]:.3f}–{a[2]:.3f}) | {b[0]:.3f} ({b[1]:.3f}–{b[2]:.3f}) |")
+    figures = ", ".join(f"{k} {v:.1f} ms" for k, v in sorted(record["ms"].items(),
+                                                              key=lambda kv: kv[1]))
     lines += [
-        "", f"Fastest vggkit path: **{fastest}**, {rate[fastest] / base:.2f}× torchvision eager "
-        f"fp32 and {rate[fastest] / rate['ONNX Runtime (torchvision graph)']:.2f}× plain ONNX Runtime.",
-        f"It sustains {achieved:.0f} GFLOP/s (VGG-16 = {GMACS_VGG16} GMACs/image) against "
-        f"{peak:.0f} GFLOP/s for a 2048² fp32 matrix multiply on the same cores "
-        f"({achieved / peak * 100:.0f}% of that practical peak).",
-        f"Agreement with fp32 eager on {args.agreement_images} real-image crops: top-1 "
-        f"{agree:.1f}%, minimum fc7 cosine {cosine:.6f}.",
-        "bf16 autocast is measured once: without AVX-512 BF16/AMX the CPU emulates bf16, "
-        "so it is not a lever on this machine.",
-        "", f"Command: `python benchmarks/bench_inference.py --repeats {args.repeats} "
+        "", f"vggkit auto probe (batch 1 at 224, took {probe_s:.1f} s incl. exports): picked "
+        f"**{picked}** ({figures}); rejected: {record['rejected'] or 'none'}.",
+        "", f"Command: `python benchmarks/bench_inference.py --rounds {args.rounds} "
         f"--batch {args.batch}`", "",
     ]
     text = "\n".join(lines)
     print(text)
-    write_fragment("inference", text, {"images_per_s": rate, "fastest": fastest,
-                                       "top1_agreement_pct": agree, "min_fc7_cosine": cosine,
-                                       "sgemm_gflops": peak, "achieved_gflops": achieved})
+    write_fragment("inference", text, {
+        "median_s": med, "times_s": times, "ratio_vs_torchvision_eager": vs_tv,
+        "ratio_vs_ort": vs_ort, "auto_probe": record, "probe_s": probe_s,
+        "machine": machine_line(), "rounds": args.rounds, "batch": args.batch})
+    autotune.forget()
     return 0
 
 

@@ -7,6 +7,11 @@ import os
 
 # Tests share a 2-core machine: keep torch from oversubscribing it (set before torch loads).
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# 'auto' backends take the static order in tests: a measured choice would make results
+# depend on timing and write ~/.cache/vggkit/autotune.json (test_autotune.py turns it on)
+os.environ.setdefault("VGGKIT_AUTOTUNE", "off")
+os.environ.setdefault("VGGKIT_AUTOTUNE_CACHE", os.path.join(
+    os.environ.get("TMPDIR", "/tmp"), f"vggkit-test-autotune-{os.getpid()}.json"))
 
 import importlib  # noqa: E402
 import sys  # noqa: E402

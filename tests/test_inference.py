@@ -9,8 +9,7 @@ from PIL import Image
 
 from vggkit.errors import UserError
 from vggkit.inference import backends, distributed
-from vggkit.inference.backends import (COMPILE_AUTO, EXTRACT_AUTO, BackendUnavailableError,
-                                       choose)
+from vggkit.inference.backends import BackendUnavailableError, choose
 from vggkit.inference.batching import CPU_PASS_PIXELS, pass_pixels, size_batches
 from vggkit.inference.views import image_views
 from vggkit.models import build_vgg
@@ -37,29 +36,21 @@ def test_pixel_cap_applies_on_cpu_only():
     assert size_batches([(2, 2)] * 5, 4, max_pixels=8) == [[0, 1], [2, 3], [4]]
 
 
-def test_compile_auto_picks_as_before(nets, monkeypatch):
-    plain, _ = nets
+def test_static_auto_when_not_measured(nets, monkeypatch):
+    """VGGKIT_AUTOTUNE=off (or no net to probe): the first available of the static order."""
+    plain, lrn = nets
+    monkeypatch.setenv("VGGKIT_AUTOTUNE", "off")
+    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
+    kw = dict(output="fc7", relu=True)
     assert choose("auto", "auto", "cpu", models=[plain]) == ("onnxruntime", "fp32")
     assert choose("auto", "auto", "cuda", models=[plain]) == ("eager", "fp16")
     assert choose("jit", "auto", "cuda", models=[plain]) == ("jit", "fp32")
-    monkeypatch.setattr(backends, "onnxruntime_available", lambda: False)
-    assert choose("auto", "auto", "cpu", models=[plain]) == ("jit", "fp32")
-
-
-def test_extract_auto_picks_as_before(nets, monkeypatch):
-    plain, lrn = nets
-    kw = dict(output="fc7", relu=True, rule=EXTRACT_AUTO)
-    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
-    assert choose("auto", "auto", "cpu", models=[plain], **kw) == ("onnxruntime", "fp32")
-    assert choose("auto", "auto", "cuda", models=[plain], **kw) == ("eager", "fp32")
     assert choose("auto", "bf16", "cpu", models=[plain], **kw) == ("eager", "bf16")
     monkeypatch.setattr(backends, "onnxruntime_available", lambda: False)
+    assert choose("auto", "auto", "cpu", models=[plain]) == ("jit", "fp32")
     assert choose("auto", "auto", "cpu", models=[plain], **kw) == ("mkldnn", "fp32")
-    assert choose("auto", "auto", "cpu", models=[lrn], **kw) == ("eager", "fp32")
-    assert choose("auto", "fp32", "cpu", models=[plain], output="fc6", relu=False,
-                  rule=EXTRACT_AUTO) == ("eager", "fp32")
-    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: True)
-    assert choose("auto", "auto", "cpu", models=[plain], **kw) == ("eager", "bf16")
+    assert choose("auto", "auto", "cpu", models=[lrn], **kw) == ("jit", "fp32")
+    assert choose("auto", "fp32", "cpu", output="fc6", relu=False) == ("jit", "fp32")
 
 
 @pytest.mark.parametrize("backend,precision,device,output,why", [
@@ -70,7 +61,7 @@ def test_extract_auto_picks_as_before(nets, monkeypatch):
 ])
 def test_a_named_backend_that_cannot_run_says_why(nets, backend, precision, device, output, why):
     with pytest.raises(BackendUnavailableError, match=f"{why}.*--backend eager"):
-        choose(backend, precision, device, models=[nets[0]], output=output, rule=COMPILE_AUTO)
+        choose(backend, precision, device, models=[nets[0]], output=output)
 
 
 def test_unknown_names_list_the_choices():

@@ -9,11 +9,10 @@ Speed levers (measured in ``benchmarks/bench_extract.py``):
 
 * images of equal rescaled size are stacked into one batch, and each image
   runs together with its mirror (batch 2n);
-* the fastest backend that applies (:mod:`vggkit.inference.backends`; on CPU
-  ONNX Runtime when installed, else the net converted once to oneDNN's
-  blocked layout, else eager, in channels-last memory format by default);
-* bf16 autocast only where the CPU has AVX-512 BF16 or AMX, since emulated
-  bf16 is slower than fp32.
+* backend 'auto' is the fastest path measured on this machine that agrees
+  with fp32 eager (:mod:`vggkit.inference.autotune`: ONNX Runtime, TorchScript,
+  oneDNN blocked layout, eager channels-last; bf16 autocast only offered where
+  the CPU has AVX-512 BF16 or AMX), probed once and cached.
 
 Batches are formed from a fixed list of images (a shard), sorted by size then
 position, so the same shard always gives the same batches and the same bytes.
@@ -29,7 +28,7 @@ from PIL import Image
 from torch import nn
 
 from vggkit.features.descriptor import AGGREGATES, LAYERS, combine, flip_pooled
-from vggkit.inference.backends import EXTRACT_AUTO, choose
+from vggkit.inference.backends import choose
 from vggkit.inference.batching import MAX_BATCH_PIXELS, size_batches
 from vggkit.inference.runners import compile_for_inference
 from vggkit.inference.views import Views, image_views
@@ -80,7 +79,8 @@ class FeatureExtractor:
         precision: 'fp32', 'bf16', 'fp16' (CUDA) or 'auto'.
         backend: 'onnxruntime' (CPU fp32, if installed), 'mkldnn' (oneDNN
             blocked layout, CPU fp32), 'jit' (TorchScript, fp32), 'eager' or
-            'auto' (the first of onnxruntime, mkldnn, eager that applies).
+            'auto' (the fastest of those that agrees with fp32 eager, measured
+            once per machine and net: :mod:`vggkit.inference.autotune`).
         channels_last: eager backend: run convs in channels-last memory format.
         own_nets: the extractor may convert the nets in place (no second copy
             of the weights); the tool sets it, notebooks keep the default.
@@ -112,9 +112,6 @@ class FeatureExtractor:
             raise ValueError(f"scales must be distinct and non-empty, got {list(self.scales)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        self.backend, self.precision = choose(
-            self.backend, self.precision, self.device, models=[n.model for n in self.nets],
-            output=self.layer, relu=self.relu, rule=EXTRACT_AUTO)
         for net in self.nets:
             need = net.min_side(self.layer)
             if min(self.scales) < need:
@@ -124,6 +121,11 @@ class FeatureExtractor:
                     f"{net.model.input_size}); use --scales of at least {need}")
             if self.layer == "fc7":
                 net.model.pre_logits_relu = self.relu  # the model reads it in dense_pre_logits
+        # 'auto' is measured at the smallest test scale (and cached: a resumed store
+        # on the same machine resolves it the same way)
+        self.backend, self.precision = choose(
+            self.backend, self.precision, self.device, models=[n.model for n in self.nets],
+            output=self.layer, relu=self.relu, example_size=min(self.scales))
 
     @property
     def dim(self) -> int:

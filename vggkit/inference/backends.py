@@ -9,13 +9,14 @@ autocast only pays on CPUs with native bf16 (AVX-512 BF16 / AMX), since
 emulated bf16 is slower than fp32. On CUDA the usual path is eager with fp16
 autocast.
 
-onnxruntime is an optional dependency (``pip install onnxruntime``); without
-it 'auto' falls back to the next backend of its list.
+None of this is hard-coded into 'auto': :mod:`vggkit.inference.autotune`
+times the paths that can run on the running machine and keeps the fastest that
+agrees with fp32 eager. onnxruntime is an optional dependency
+(``pip install onnxruntime``); without it it is simply not a candidate.
 """
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass
 from enum import Enum
 from typing import Iterable
 
@@ -26,7 +27,7 @@ from torch import nn
 class Backend(str, Enum):
     """How the net runs (see :func:`vggkit.inference.runners.compile_for_inference`)."""
 
-    AUTO = "auto"                # the fastest that applies (see AutoRule)
+    AUTO = "auto"                # the fastest measured here (see autotune)
     EAGER = "eager"              # plain PyTorch modules; any device, any precision
     JIT = "jit"                  # traced, frozen TorchScript with oneDNN fusions
     MKLDNN = "mkldnn"            # modules converted to oneDNN's blocked layout (CPU)
@@ -48,31 +49,6 @@ _MKLDNN_LEAVES = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.BatchNorm2d, nn.Dropout)
 
 class BackendUnavailableError(ValueError):
     """A backend asked for by name that cannot run the net here."""
-
-
-@dataclass(frozen=True)
-class AutoRule:
-    """What 'auto' picks on one path.
-
-    The two paths of today pick differently and keep doing so (issue 11 will
-    replace them by one rule).
-
-    Attributes:
-        backends: tried first to last; the first available one is taken.
-        bf16_on_native_cpu: 'auto' precision is bf16 on CPUs with native bf16.
-        fp16_on_cuda: 'auto' precision is fp16 autocast where eager runs on CUDA.
-    """
-
-    backends: tuple[Backend, ...]
-    bf16_on_native_cpu: bool = False
-    fp16_on_cuda: bool = False
-
-
-#: :func:`compile_for_inference`: ONNX Runtime, else TorchScript on CPU; eager fp16 on CUDA
-COMPILE_AUTO = AutoRule((Backend.ONNXRUNTIME, Backend.JIT, Backend.EAGER), fp16_on_cuda=True)
-#: the feature extractor: ONNX Runtime, else oneDNN, else eager; bf16 where native
-EXTRACT_AUTO = AutoRule((Backend.ONNXRUNTIME, Backend.MKLDNN, Backend.EAGER),
-                        bf16_on_native_cpu=True)
 
 
 def onnxruntime_available() -> bool:
@@ -118,21 +94,18 @@ def unavailable(backend: Backend, device: torch.device, precision: str,
     return None
 
 
-def _auto_precision(rule: AutoRule, device: torch.device, backend: Backend) -> str:
-    if rule.bf16_on_native_cpu and device.type == "cpu" and cpu_has_bf16():
-        return "bf16"
-    if rule.fp16_on_cuda and device.type == "cuda" and backend in (Backend.AUTO, Backend.EAGER):
-        return "fp16"
-    return "fp32"
-
-
 def choose(backend: str, precision: str, device: str | torch.device, *,
            models: Iterable[nn.Module] = (), output: str = "logits", relu: bool | None = None,
-           rule: AutoRule = COMPILE_AUTO) -> tuple[str, str]:
+           example_size: int | None = None, cache: str | None = None) -> tuple[str, str]:
     """The backend and precision that run ``output`` of ``models`` on ``device``.
 
-    'auto' (either) is resolved by ``rule``; a backend named outright must be
-    able to run here.
+    A backend named outright must be able to run here; its 'auto' precision is
+    fp16 autocast for eager on CUDA, else fp32 (nothing is measured). Backend
+    'auto' is measured (:mod:`vggkit.inference.autotune`): the fastest of the
+    paths that can run here (only those of ``precision`` unless 'auto') that
+    agrees with fp32 eager, probed once per machine/net/output at
+    ``example_size`` and cached. With ``VGGKIT_AUTOTUNE=off``, or no model to
+    probe, it is the first available of onnxruntime, mkldnn, jit, eager.
 
     Returns:
         ``(backend, precision)`` as plain names, e.g. ``('onnxruntime', 'fp32')``.
@@ -146,12 +119,19 @@ def choose(backend: str, precision: str, device: str | torch.device, *,
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision '{precision}'; choose one of {PRECISIONS}")
     device, asked, models = torch.device(device), Backend(backend), list(models)
-    if precision == "auto":
-        precision = _auto_precision(rule, device, asked)
     if asked is Backend.AUTO:
-        found = next(b for b in rule.backends + (Backend.EAGER,)
-                     if unavailable(b, device, precision, models, output, relu) is None)
-        return found.value, precision
+        from vggkit.inference import autotune
+        found, why_not = autotune.offered(device, precision, models, output, relu)
+        if not found:  # e.g. bf16 asked on a device where eager cannot run it
+            reason = unavailable(Backend.EAGER, device, precision, models, output, relu)
+            raise BackendUnavailableError(
+                f"no backend runs {precision} here ({device.type}): {reason}; use --precision fp32")
+        if len(found) == 1 or not models or not autotune.enabled():
+            return autotune.static_choice(found, device)
+        return autotune.resolve(found, why_not, device, models, output, relu, example_size,
+                                cache)
+    if precision == "auto":
+        precision = "fp16" if device.type == "cuda" and asked is Backend.EAGER else "fp32"
     reason = unavailable(asked, device, precision, models, output, relu)
     if reason is not None:
         raise BackendUnavailableError(

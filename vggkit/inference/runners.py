@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from vggkit.inference.backends import COMPILE_AUTO, AutoRule, choose
+from vggkit.inference.backends import choose
 
 OUTPUTS = ("logits", "dense", "pool5", "fc6", "fc7")
 #: the autocast dtype of each precision (fp32: no autocast)
@@ -59,7 +59,7 @@ def compile_for_inference(model: nn.Module, output: str = "logits", backend: str
                           *, device: str | torch.device = "cpu", channels_last: bool = False,
                           threads: int | None = None, example_size: int | None = None,
                           relu: bool | None = None, precision: str = "auto",
-                          in_place: bool = False, rule: AutoRule = COMPILE_AUTO) -> Runner:
+                          in_place: bool = False, cache: str | None = None) -> Runner:
     """A function ``x -> output`` of ``model`` (a :class:`~vggkit.models.VGG`), as fast as we can.
 
     Args:
@@ -80,13 +80,13 @@ def compile_for_inference(model: nn.Module, output: str = "logits", backend: str
         precision: 'auto', 'fp32', 'bf16' or 'fp16' (autocast, eager only).
         in_place: mkldnn may convert ``model`` itself instead of a copy
             (saves a copy of the weights; the model is then oneDNN-only).
-        rule: what 'auto' means (the extractor passes its own).
+        cache: the autotune cache file of 'auto' (default: ``$VGGKIT_CACHE/autotune.json``).
     """
     if output not in OUTPUTS:
         raise ValueError(f"unknown output '{output}'; choose one of {OUTPUTS}")
     device = torch.device(device)
     backend, precision = choose(backend, precision, device, models=[model], output=output,
-                                relu=relu, rule=rule)
+                                relu=relu, example_size=example_size, cache=cache)
     module = _Output(model.eval().to(device), output, relu).eval()
     size = example_size or getattr(model, "input_size", 224)
     example = torch.zeros(1, 3, size, size, device=device)
