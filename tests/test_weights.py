@@ -102,6 +102,17 @@ def no_socket(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
+def in_torch_hub(env, register, reference: nn.Module) -> None:
+    """``reference``'s weights in the fake torch.hub cache, named as torchvision names its
+    files, and registered as the catalogue entry NAME."""
+    data = torch_bytes(reference.state_dict())
+    digest = hashlib.sha256(data).hexdigest()
+    filename = f"tinyvgg-{digest[:8]}.pth"
+    (env["torch"] / "hub" / "checkpoints").mkdir(parents=True)
+    (env["torch"] / "hub" / "checkpoints" / filename).write_bytes(data)
+    register(tiny_entry(filename, digest[:8]))
+
+
 def x_batch() -> torch.Tensor:
     return torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
 
@@ -370,12 +381,7 @@ def test_features_of_a_folder_in_one_command(env, register, no_socket, tmp_path,
     from vggkit.commands import extract
     from vggkit.features.store import load_features
     reference = tiny_torchvision().eval()
-    data = torch_bytes(reference.state_dict())
-    digest = hashlib.sha256(data).hexdigest()
-    filename = f"tinyvgg-{digest[:8]}.pth"
-    (env["torch"] / "hub" / "checkpoints").mkdir(parents=True)
-    (env["torch"] / "hub" / "checkpoints" / filename).write_bytes(data)
-    register(tiny_entry(filename, digest[:8]))
+    in_torch_hub(env, register, reference)
     photos = tmp_path / "photos"
     photos.mkdir()
     rng = np.random.default_rng(0)
@@ -410,12 +416,7 @@ def test_test_tool_takes_weights_by_name(env, register, no_socket, tmp_path):
 
     from vggkit.commands import test as test_cli
     reference = tiny_torchvision(seed=1).eval()
-    data = torch_bytes(reference.state_dict())
-    digest = hashlib.sha256(data).hexdigest()
-    filename = f"tinyvgg-{digest[:8]}.pth"
-    (env["torch"] / "hub" / "checkpoints").mkdir(parents=True)
-    (env["torch"] / "hub" / "checkpoints" / filename).write_bytes(data)
-    register(tiny_entry(filename, digest[:8]))
+    in_torch_hub(env, register, reference)
     rng = np.random.default_rng(1)
     images, labels = [], []
     for c in range(5):  # 5 class folders, 2 images each, 32x32: the centre crop is the image
