@@ -28,7 +28,8 @@ from vggkit import __version__, hookspecs
 from vggkit.errors import UserError
 from vggkit.registry import ALL, SCOPE
 
-BUILTIN_PLUGINS = ("models", "data", "engine", "evaluation", "transfer", "weights")  # vggkit.<x>._plugin
+BUILTIN_PLUGINS = ("models", "data", "engine", "evaluation", "transfer", "weights",
+                   "localisation")  # vggkit.<x>._plugin
 
 
 class PluginError(UserError, RuntimeError):
