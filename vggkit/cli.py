@@ -18,6 +18,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "recipe-check": ("vggkit.commands.recipe_check", "Sect. 3.1's findings re-run at reduced scale on digits (tools/recipe_check.py)"),
     "test": ("vggkit.commands.test", "evaluate with the paper's test protocols (tools/test.py)"),
     "fuse": ("vggkit.commands.fuse", "fuse saved posteriors of several runs (model fusion; tools/fuse.py)"),
+    "localise": ("vggkit.commands.localise", "single-object localisation error of box-regression nets, or its demo (Appendix A; tools/localise.py)"),
     "extract": ("vggkit.commands.extract", "extract penultimate-layer features (tools/extract_features.py)"),
     "transfer": ("vggkit.commands.transfer", "linear-SVM transfer on extracted features (tools/svm_transfer.py)"),
     "convert": ("vggkit.commands.convert", "convert published weights (tools/convert_weights.py)"),

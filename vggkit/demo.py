@@ -83,7 +83,7 @@ def _stage(name: str, timings: dict[str, float], fn: Callable[[], int]) -> None:
         raise SystemExit(f"demo: stage '{name}' failed with exit code {code}")
 
 
-def _last_checkpoint(work_dir: str) -> str:
+def last_checkpoint(work_dir: str) -> str:
     marker = os.path.join(work_dir, "last_checkpoint")
     if not os.path.exists(marker):
         raise SystemExit(f"demo: training wrote no checkpoint in {work_dir}")
@@ -109,7 +109,7 @@ def run(work_dir: str, epochs: int = 15, n_train: int = 10, splits: int = 3,
     _stage("train", timings, lambda: train_main([
         CONFIG, "--data-root", data["source"], "--work-dir", train_dir, "--seed", "0",
         "--cfg-options", f"train_cfg.max_epochs={epochs}"]))
-    ckpt = _last_checkpoint(train_dir)
+    ckpt = last_checkpoint(train_dir)
     test_json = os.path.join(work_dir, "test.json")
     _stage("test", timings, lambda: test_main([
         CONFIG, ckpt, "--data-root", data["source"], "--strategy", *STRATEGIES,

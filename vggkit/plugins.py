@@ -22,13 +22,13 @@ from importlib import metadata
 from typing import Any
 
 import pluggy
-from mmengine.registry import Registry
 
 from vggkit import __version__, hookspecs
 from vggkit.errors import UserError
 from vggkit.registry import ALL, SCOPE
 
-BUILTIN_PLUGINS = ("models", "data", "engine", "evaluation", "transfer", "weights")  # vggkit.<x>._plugin
+BUILTIN_PLUGINS = ("models", "data", "engine", "evaluation", "transfer", "weights",
+                   "localisation")  # vggkit.<x>._plugin
 
 
 class PluginError(UserError, RuntimeError):
@@ -98,16 +98,13 @@ class PluginManager:
     def add(self, plugin: Any, info: PluginInfo) -> None:
         """Run ``plugin``'s hooks; what they register is published only if all succeed."""
         self.infos.append(info)
-        scope = SCOPE if info.builtin else info.name
-        components: dict[str, Registry] = {}  # kind -> what the plugin registered
+        staged: dict[str, dict[str, Any]] = {}  # kind -> name -> what the plugin registered
         where = "registration"
         try:
-            # checked here because pluggy's own errors list every plugin loaded
-            if self.pm.is_registered(plugin):
-                raise ValueError(f"the same object is already registered as "
-                                 f"'{self.pm.get_name(plugin)}'")
-            if self.pm.has_plugin(info.name):
-                raise ValueError(f"another plugin is already registered as '{info.name}'")
+            # checked here because pluggy's own error lists every plugin loaded
+            if self.pm.has_plugin(info.name) or self.pm.is_registered(plugin):
+                raise ValueError(f"a plugin named '{info.name}' or the same object is "
+                                 "already registered")
             self.pm.register(plugin, name=info.name)
             callers = self.pm.get_hookcallers(plugin) or []
             info.hooks = sorted(caller.name for caller in callers)
@@ -118,8 +115,7 @@ class PluginManager:
             others = [p for p in self.pm.get_plugins() if p is not plugin]
             for hook in info.hooks:
                 where, kind = f"hook {hook}", hook.removeprefix("vggkit_register_")
-                components[kind] = Registry(ALL[kind].name, scope=scope)
-                register = self._registerer(info, kind, components[kind])
+                register = self._registerer(info, kind, staged.setdefault(kind, {}))
                 self.pm.subset_hook_caller(hook, remove_plugins=others)(register=register)
         except Exception as exc:  # noqa: BLE001
             if self.pm.get_plugin(info.name) is plugin:
@@ -127,22 +123,23 @@ class PluginManager:
             info.registered.clear()
             self.fail(info, where, exc)
             return
-        for kind, registry in components.items():
-            ALL[kind].add_plugin(scope, registry)
+        for kind, components in staged.items():
+            ALL[kind].add_plugin(SCOPE if info.builtin else info.name, components)
 
-    def _registerer(self, info: PluginInfo, kind: str, components: Registry) -> Any:
+    def _registerer(self, info: PluginInfo, kind: str, staged: dict[str, Any]) -> Any:
         """The ``register`` callable a hook receives."""
         def register(obj: Any, name: str | None = None) -> None:
             key = name or getattr(obj, "__name__", None)
-            if not isinstance(key, str) or ("." in key and not ALL[kind].dotted_names):
+            if not isinstance(key, str) or ("." in key and not ALL[kind].dotted):
                 raise ValueError(f"cannot register {obj!r} as {key!r}; pass a name without '.'")
-            if components.module_dict.get(key) is obj:
-                return  # the identical object twice: a no-op
-            components.register_module(name=key, module=obj)  # another object: KeyError
-            info.registered.setdefault(kind, []).append(key)
-            if self.trace:
-                sys.stderr.write(f"vggkit: {info.name} registered {components.name} "
-                                 f"'{components.scope}.{key}'\n")
+            if staged.setdefault(key, obj) is not obj:  # the identical object twice: a no-op
+                raise KeyError(f"{ALL[kind].name} '{key}' is registered twice by plugin "
+                               f"'{info.name}', as two different objects")
+            if key not in info.registered.setdefault(kind, []):
+                info.registered[kind].append(key)
+                if self.trace:
+                    sys.stderr.write(f"vggkit: {info.name} registered {ALL[kind].name} "
+                                     f"'{key}'\n")
         return register
 
     def fail(self, info: PluginInfo, where: str, exc: Exception) -> None:

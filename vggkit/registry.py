@@ -27,53 +27,50 @@ class PluginConflictError(KeyError):
 class VggkitRegistry(Registry):
     """An mmengine registry that loads the plugins first and resolves their names.
 
-    Built-ins are registered here; each third-party plugin's components stay in
-    a registry of their own (:attr:`plugins`), so reloading the plugins drops
-    them without removing anything from an mmengine registry.
+    Built-ins are registered in the registry itself; each third-party plugin's
+    components stay in :attr:`plugins` (plugin -> name -> object), so reloading
+    the plugins drops them without removing anything from an mmengine registry.
+    With ``dotted=True`` names may contain '.' (weights: ``vgg16.torchvision``):
+    a whole name is tried before ``plugin.name``.
     """
 
-    #: whether names may contain '.' (else '.' only separates a plugin's qualifier)
-    dotted_names = False
-
-    def __init__(self, name: str, parent: Registry | None = None) -> None:
+    def __init__(self, name: str, parent: Registry | None = None, dotted: bool = False) -> None:
         super().__init__(name, parent=parent, scope=SCOPE)
-        self.plugins: dict[str, Registry] = {}  # plugin name -> its components
+        self.dotted = dotted
+        self.plugins: dict[str, dict[str, Any]] = {}
 
-    def add_plugin(self, plugin: str, components: Registry) -> None:
+    def add_plugin(self, plugin: str, components: dict[str, Any]) -> None:
         """Make a loaded plugin's components resolvable (built-ins: ``plugin == SCOPE``)."""
-        if plugin != SCOPE:
-            self.plugins[plugin] = components
-            for name in sorted(components.module_dict.keys() & self.module_dict.keys()):
-                warnings.warn(f"vggkit: plugin '{plugin}' registers {self.name} '{name}', a "
-                              f"built-in name; the built-in keeps '{name}', the plugin's is "
-                              f"'{plugin}.{name}'", stacklevel=4)
+        if plugin == SCOPE:  # force: a reload adds the same built-ins again
+            for name, obj in components.items():
+                self.register_module(name=name, module=obj, force=True)
             return
-        for name, obj in components.module_dict.items():
-            if self.module_dict.get(name) is not obj:  # a reload adds the built-ins again
-                self.register_module(name=name, module=obj)
+        self.plugins[plugin] = components
+        for name in sorted(components.keys() & self.module_dict.keys()):
+            warnings.warn(f"vggkit: plugin '{plugin}' registers {self.name} '{name}', a "
+                          f"built-in name; the built-in keeps '{name}', the plugin's is "
+                          f"'{plugin}.{name}'", stacklevel=4)
 
     def get(self, key: str) -> Any:
         """What ``key`` names (see the module's docstring); None if nothing."""
         _load_plugins()
-        scope, name = self.split_scope_key(key)
-        if scope is None and name not in self.module_dict:
-            found = self._claimed(name)
-            if found is not None:
-                return found
-        elif scope in self.plugins and scope != SCOPE:
-            return self.plugins[scope].module_dict.get(name)
-        return super().get(key)
-
-    def _claimed(self, name: str) -> Any:
-        """The plugins' component called ``name`` (None if none; two claims raise)."""
-        found = {p: components.module_dict[name] for p, components in self.plugins.items()
-                 if name in components.module_dict}
+        if key in self.module_dict:
+            return self.module_dict[key]
+        found = {p: components[key] for p, components in self.plugins.items()
+                 if key in components}
         if len({id(obj) for obj in found.values()}) > 1:
-            claims = ", ".join(f"plugin '{p}' as '{p}.{name}'" for p in found)
+            claims = ", ".join(f"plugin '{p}' as '{p}.{key}'" for p in found)
             raise PluginConflictError(
-                f"{self.name} '{name}' is registered by more than one plugin ({claims}); "
-                f"use a qualified name, e.g. type='{next(iter(found))}.{name}'")
-        return next(iter(found.values()), None)
+                f"{self.name} '{key}' is registered by more than one plugin ({claims}); "
+                f"use a qualified name, e.g. type='{next(iter(found))}.{key}'")
+        if found:
+            return next(iter(found.values()))
+        scope, _, name = key.partition(".")
+        if name and scope in self.plugins:
+            return self.plugins[scope].get(name)
+        if self.dotted:
+            return self.module_dict.get(name) if scope == SCOPE else None
+        return super().get(key)  # 'vggkit.Name', or a name of mmengine's parent registry
 
     def build(self, cfg: dict, *args: Any, **kwargs: Any) -> Any:
         # mmengine resolves names in the current default scope, which a Runner of
@@ -85,31 +82,10 @@ class VggkitRegistry(Registry):
         """Every name a user can pass as ``type``, unqualified and qualified."""
         _load_plugins()
         names: set[str] = set()
-        for scope, registry in [(SCOPE, self), *self.plugins.items()]:
-            names.update(registry.module_dict)
-            names.update(f"{scope}.{name}" for name in registry.module_dict)
+        for scope, components in [(SCOPE, self.module_dict), *self.plugins.items()]:
+            names.update(components)
+            names.update(f"{scope}.{name}" for name in components)
         return sorted(names)
-
-
-class DottedNameRegistry(VggkitRegistry):
-    """A registry whose names contain dots (``vgg16.torchvision``): a name is first
-    looked up whole, then as ``plugin.name`` or ``vggkit.name``."""
-
-    dotted_names = True
-
-    def get(self, key: str) -> Any:
-        _load_plugins()
-        if key in self.module_dict:  # a built-in, e.g. 'vgg16.torchvision'
-            return self.module_dict[key]
-        found = self._claimed(key)
-        if found is not None:
-            return found
-        scope, name = self.split_scope_key(key)
-        if scope == SCOPE:
-            return self.module_dict.get(name)
-        if scope in self.plugins:
-            return self.plugins[scope].module_dict.get(name)
-        return None
 
 
 def _load_plugins() -> None:
@@ -126,7 +102,7 @@ HOOKS = VggkitRegistry("hook", mm.HOOKS)
 EVAL_STRATEGIES = VggkitRegistry("eval strategy")
 TRANSFER_TASKS = VggkitRegistry("transfer task")
 WEIGHT_CONVERTERS = VggkitRegistry("weight converter")
-WEIGHTS = DottedNameRegistry("weights")
+WEIGHTS = VggkitRegistry("weights", dotted=True)
 
 #: listing name, also the hook's suffix (vggkit_register_<name>) -> registry
 ALL: dict[str, VggkitRegistry] = {

@@ -47,14 +47,14 @@ class DatasetLayoutError(FileNotFoundError):
     """A data root that is missing or not laid out as the dataset expects."""
 
 
-def _read_classes(classes: str | Sequence[str]) -> list[str]:
+def read_classes(classes: str | Sequence[str]) -> list[str]:
     if isinstance(classes, (str, os.PathLike)):
         with open(classes, encoding="utf-8") as f:
             return [line.split()[0] for line in f if line.strip()]
     return [str(c) for c in classes]
 
 
-class _ImageDataset(BaseDataset):
+class ImageDatasetBase(BaseDataset):
     """Shared bad-image policy and sample replacement."""
 
     def __init__(self, *, bad_images: str = "skip", pipeline: Sequence[Any] = (),
@@ -93,7 +93,7 @@ def _check_root(root: str, layout: str, what: str) -> None:
                                  f"{layout}")
 
 
-class ImageFolder(_ImageDataset):
+class ImageFolder(ImageDatasetBase):
     """Any ``DATA_ROOT/<class>/**/<image>`` tree; class index = sorted folder name.
 
     Args:
@@ -113,7 +113,7 @@ class ImageFolder(_ImageDataset):
         _check_root(root, IMAGE_FOLDER_LAYOUT, "image folder")
         self.extensions = tuple(extensions)
         self.cache = cache
-        names = _read_classes(classes) if classes is not None else list_class_dirs(root)
+        names = read_classes(classes) if classes is not None else list_class_dirs(root)
         if not names:
             raise DatasetLayoutError(f"image folder '{root}' has no class sub-folders; expected "
                                      f"layout:\n{IMAGE_FOLDER_LAYOUT}")
@@ -130,7 +130,7 @@ class ImageFolder(_ImageDataset):
                 for rel, label in samples]
 
 
-class ImageNet(_ImageDataset):
+class ImageNet(ImageDatasetBase):
     """ILSVRC-2012 as a synset folder tree or a ``path label`` list file.
 
     Both layouts share one class index: the sorted synset folders of
@@ -174,7 +174,7 @@ class ImageNet(_ImageDataset):
 
     def _classes(self, root: str, classes: str | Sequence[str] | None) -> list[str]:
         if classes is not None:
-            return _read_classes(classes)
+            return read_classes(classes)
         train = os.path.join(root, "train")
         if os.path.isdir(train) and list_class_dirs(train):
             return list_class_dirs(train)

@@ -77,11 +77,11 @@ def _check_crop(size: int, name: str = "crop") -> int:
     return int(size)
 
 
-def _draw_scale(lo: int, hi: int) -> int:
+def draw_scale(lo: int, hi: int) -> int:
     return lo if lo == hi else int(np.random.randint(lo, hi + 1))
 
 
-def _set_img(results: dict, img: Image.Image) -> dict:
+def set_img(results: dict, img: Image.Image) -> dict:
     results["img"] = img
     results["img_shape"] = (img.height, img.width)
     return results
@@ -118,7 +118,7 @@ class LoadImage(BaseTransform):
             return None
         w, h = img.info.get(ORIGINAL_SIZE_KEY, img.size)
         results["ori_shape"] = (h, w)
-        return _set_img(results, img)
+        return set_img(results, img)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(bad_images={self.bad_images!r}, min_side={self.min_side})"
@@ -131,9 +131,9 @@ class IsotropicRescale(BaseTransform):
         self.scale = parse_scale(scale)
 
     def transform(self, results: dict) -> dict:
-        s = _draw_scale(*self.scale)
+        s = draw_scale(*self.scale)
         results["scale"] = s
-        return _set_img(results, rescale_isotropic(results["img"], s))
+        return set_img(results, rescale_isotropic(results["img"], s))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scale={self.scale})"
@@ -153,7 +153,7 @@ class RandomCrop(BaseTransform):
         x0 = int(np.random.randint(0, img.width - self.size + 1))
         y0 = int(np.random.randint(0, img.height - self.size + 1))
         results["crop_box"] = (x0, y0, x0 + self.size, y0 + self.size)
-        return _set_img(results, img.crop(results["crop_box"]))
+        return set_img(results, img.crop(results["crop_box"]))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={self.size})"
@@ -175,7 +175,7 @@ class CenterCrop(BaseTransform):
         self.size = _check_crop(size, "size")
 
     def transform(self, results: dict) -> dict:
-        return _set_img(results, center_crop(results["img"], self.size))
+        return set_img(results, center_crop(results["img"], self.size))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(size={self.size})"
@@ -193,7 +193,7 @@ class RandomFlip(BaseTransform):
         flip = bool(np.random.rand() < self.prob)
         results["flip"] = flip
         if flip:
-            _set_img(results, results["img"].transpose(Image.FLIP_LEFT_RIGHT))
+            set_img(results, results["img"].transpose(Image.FLIP_LEFT_RIGHT))
         return results
 
     def __repr__(self) -> str:
@@ -214,7 +214,7 @@ class TestRescale(BaseTransform):
         results["scale"] = self.scale
         if self.crop is not None:
             img = center_crop(img, self.crop)
-        return _set_img(results, img)
+        return set_img(results, img)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scale={self.scale}, crop={self.crop})"
@@ -252,10 +252,10 @@ class RandomScaleCrop(BaseTransform):
         return out, (x0, y0, x0 + self.crop, y0 + self.crop)
 
     def transform(self, results: dict) -> dict:
-        s = _draw_scale(*self.scale)
+        s = draw_scale(*self.scale)
         img, box = self.scale_crop(results["img"], s)
         results["scale"], results["crop_box"] = s, box
-        return _set_img(results, img)
+        return set_img(results, img)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(scale={self.scale}, crop={self.crop})"
@@ -275,7 +275,7 @@ class LoadScaleCrop(RandomScaleCrop):
         self.loader = LoadImage(bad_images)
 
     def transform(self, results: dict) -> dict | None:
-        s = _draw_scale(*self.scale)
+        s = draw_scale(*self.scale)
         img = self.loader._read(results, s)
         if img is None:
             return None
@@ -283,7 +283,7 @@ class LoadScaleCrop(RandomScaleCrop):
         results["ori_shape"] = (h, w)
         img, box = self.scale_crop(img, s, (w, h))
         results["scale"], results["crop_box"] = s, box
-        return _set_img(results, img)
+        return set_img(results, img)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(scale={self.scale}, crop={self.crop}, "

@@ -102,7 +102,7 @@ def source_conv_names(state_dict: Mapping[str, Tensor]) -> list[tuple[str, int]]
     return names
 
 
-def _copy_prefix(model_sd: dict[str, Tensor], source: Mapping[str, Tensor], dst: str, src: str,
+def copy_prefix(model_sd: dict[str, Tensor], source: Mapping[str, Tensor], dst: str, src: str,
                  what: str, hint: str) -> tuple[int, ...]:
     """Copy every tensor under ``src.`` into ``dst.``; shapes must agree."""
     if f"{src}.weight" not in source:
@@ -161,7 +161,7 @@ def init_from_checkpoint(model: nn.Module, path: str | Mapping[str, Tensor], con
             dst_name = src_name
         else:
             dst_name = targets[i][0]
-        shape = _copy_prefix(model_sd, source, f"features.{model.conv_names[dst_name]}",
+        shape = copy_prefix(model_sd, source, f"features.{model.conv_names[dst_name]}",
                              f"features.{src_index}", f"{src_name} -> {dst_name}",
                              "Do the nets have the same width_mult?")
         report.copied.append((dst_name, src_name, shape))
@@ -169,7 +169,7 @@ def init_from_checkpoint(model: nn.Module, path: str | Mapping[str, Tensor], con
     for name in FC_LAYERS[len(FC_LAYERS) - fc_layers:] if fc_layers else ():
         hint = ("fc8 depends on num_classes: pass fc_layers=2 to keep it random."
                 if name == "fc8" else "Do the nets have the same fc_width and input_size?")
-        shape = _copy_prefix(model_sd, source, f"head.{name}", f"head.{name}", name, hint)
+        shape = copy_prefix(model_sd, source, f"head.{name}", f"head.{name}", name, hint)
         report.copied.append((name, name, shape))
         done.add(name)
     report.random = [n for n in [*model.conv_names, *FC_LAYERS] if n not in done]

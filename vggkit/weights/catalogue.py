@@ -157,10 +157,10 @@ def weights_names() -> list[str]:
     from vggkit.registry import WEIGHTS
     load_plugins()
     names = list(WEIGHTS.module_dict)
-    claims = Counter(n for c in WEIGHTS.plugins.values() for n in c.module_dict)
+    claims = Counter(n for c in WEIGHTS.plugins.values() for n in c)
     for plugin, components in WEIGHTS.plugins.items():
         names += [n if claims[n] == 1 and n not in WEIGHTS.module_dict else f"{plugin}.{n}"
-                  for n in components.module_dict]
+                  for n in components]
     return names
 
 

@@ -1,0 +1,3 @@
+import sys
+from vggkit.commands.localise import main
+sys.exit(main())

@@ -1,0 +1,162 @@
+"""``vggkit localise`` / ``tools/localise.py``: Appendix A's localisation error, or its demo.
+
+Examples::
+
+    vggkit localise configs/loc/vgg16_pcr.py work_dirs/vgg16_pcr/epoch_20.pth \\
+        --cls-config configs/vgg16_d.py --cls-checkpoint work_dirs/vgg16_d/epoch_74.pth \\
+        --data-root data/ilsvrc --scales 256 384 512 --out res.json --plot boxes.png
+    vggkit localise --demo            # digits on cluttered canvases, a few minutes on a CPU
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import torch
+
+from vggkit.commands import (add_cfg_options, check_output_file, positive_int, read_config,
+                             run_command)
+from vggkit.errors import UserError
+from vggkit.localisation.inference import PROTOCOLS
+
+COLUMNS = (("top1_loc_error", "top-1 loc"), ("top5_loc_error", "top-5 loc"),
+           ("gt_class_loc_error", "true-class loc"), ("gt_class_mean_iou", "mean IoU"),
+           ("top1_cls_error", "top-1 cls"), ("top5_cls_error", "top-5 cls"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="vggkit localise", description="Single-object localisation (Appendix A): a box "
+        "regression net and a classification net applied to a test set; top-1/top-5 "
+        "localisation error (ILSVRC: class among the guesses and box IoU >= 0.5) per protocol, "
+        "against box baselines. --demo trains and evaluates the whole system on digits.")
+    p.add_argument("config", nargs="?", help="config of the localisation net (configs/loc/...); "
+                   "its test_dataloader names the test set")
+    p.add_argument("checkpoint", nargs="?", help="checkpoint of the localisation net")
+    p.add_argument("--cls-config", help="config of the classification net")
+    p.add_argument("--cls-checkpoint", help="checkpoint of the classification net, whose class "
+                   "posteriors rank the guesses and weigh the boxes")
+    p.add_argument("--data-root", help="test-set root, overriding the config's (with --demo: "
+                   "where the canvases are written, default ~/.cache/vggkit/loc-digits-v1)")
+    p.add_argument("--scales", nargs="+", type=positive_int, metavar="Q",
+                   help="test scales (smallest image side). Default: from the localisation "
+                   "net's training scale, as vggkit test does")
+    p.add_argument("--protocol", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS),
+                   help="center: one central crop per scale; dense: the nets applied fully "
+                   "convolutionally, boxes merged greedily (default: both)")
+    p.add_argument("--flip", action="store_true", help="add each image's mirror image")
+    p.add_argument("--merge-iou", type=float, default=0.5, metavar="IOU",
+                   help="greedy merging joins boxes overlapping at least this much "
+                   "(default: %(default)s)")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                   help="torch device (default: %(default)s)")
+    p.add_argument("--threads", type=positive_int,
+                   help="torch CPU threads (default: torch's; 1 with --demo)")
+    p.add_argument("--out", metavar="FILE", help="write settings, errors and per-image guesses "
+                   "as JSON")
+    p.add_argument("--plot", metavar="FILE", help="write a PNG of predicted and true boxes")
+    p.add_argument("--num-plot", type=positive_int, default=12, metavar="N",
+                   help="images in --plot (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    demo = p.add_argument_group("demo (--demo: no positional arguments)")
+    demo.add_argument("--demo", action="store_true", help="write digit canvases, train a "
+                      "classifier and SCR/PCR localisers with tools/train.py, evaluate them")
+    demo.add_argument("--work-dir", default="work_dirs/localise_demo",
+                      help="demo outputs (default: %(default)s)")
+    demo.add_argument("--seeds", nargs="+", type=int, default=[0],
+                      help="one demo run per seed (training and canvases' order)")
+    demo.add_argument("--epochs", nargs=2, type=positive_int, metavar=("CLS", "LOC"),
+                      help="training epochs of the classifier and of each localiser "
+                      "(default: the tiny configs')")
+    return add_cfg_options(p)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command("vggkit localise", build_parser(), _run, argv)
+
+
+def _run(args: argparse.Namespace) -> int:
+    check_output_file(args.out, "--out")
+    check_output_file(args.plot, "--plot")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.demo:
+        from vggkit.localisation.demo import run_demo
+        return run_demo(args)
+    missing = [n for n in ("config", "checkpoint", "cls_config", "cls_checkpoint")
+               if not getattr(args, n)]
+    if missing:
+        raise UserError("missing " + ", ".join(m.replace("_", "-") if m.startswith("cls") else
+                                               m.upper() for m in missing)
+                        + ": give CONFIG CHECKPOINT --cls-config CFG --cls-checkpoint CKPT "
+                        "(or --demo)")
+    if not 0.0 < args.merge_iou <= 1.0:
+        raise UserError(f"--merge-iou {args.merge_iou} must lie in (0, 1]")
+    result = localise(args)
+    print(format_result(result))
+    if args.out:
+        from vggkit.fileio import atomic_write_json
+        atomic_write_json(args.out, result)
+    if args.plot:
+        from vggkit.localisation.plot import plot_boxes
+        step = max(1, len(result["images"]) // args.num_plot)
+        plot_boxes(args.plot, result["images"][::step][:args.num_plot],
+                   "dense" if "dense" in args.protocol else args.protocol[0],
+                   classes=result["classes"])
+    return 0
+
+
+def localise(args: argparse.Namespace) -> dict[str, Any]:
+    """Evaluate the nets of ``args`` on their test set; the JSON-ready result."""
+    from vggkit.engine.scales import check_scales, default_test_scales
+    from vggkit.localisation.loading import (load_classifier, load_localiser, localiser_config,
+                                             test_set, train_scale)
+    from vggkit.localisation.protocol import evaluate
+
+    cfg = read_config(args.config, args.cfg_options)
+    localiser_config(cfg, args.config)  # a wrong config fails before any data is read
+    cls_cfg = read_config(args.cls_config, args.cfg_options)
+    classes, infos = test_set(cfg, args.data_root, args.config)
+    infos = infos[:args.limit] if args.limit else infos
+    cls, cls_meta = load_classifier(cls_cfg, args.cls_checkpoint, args.cls_config, args.device)
+    loc, loc_meta = load_localiser(cfg, args.checkpoint, len(classes), args.config, args.device)
+    for what, n in (("classification", cls.num_classes), ("localisation", loc.num_classes)):
+        if n != len(classes):
+            raise UserError(f"the {what} net has {n} classes but the test set of '{args.config}'"
+                            f" has {len(classes)}; use nets trained on the same classes")
+    crop = max(loc.vgg.input_size, cls.input_size)
+    scales = check_scales(args.scales or default_test_scales(
+        train_scale(loc_meta, cfg), loc.vgg.input_size), crop, "nets")
+    progress = iter
+    if not args.no_progress and sys.stderr.isatty():
+        from tqdm import tqdm
+        progress = lambda items: tqdm(items, desc="localise", unit="img")  # noqa: E731
+    result = evaluate(loc, cls, infos, scales, (loc_meta["preprocess"], cls_meta["preprocess"]),
+                      args.protocol, args.flip, args.merge_iou, args.device, progress)
+    return {"config": args.config, "checkpoint": args.checkpoint, "cls_config": args.cls_config,
+            "cls_checkpoint": args.cls_checkpoint, "regression": loc.regression,
+            "finetune": loc.finetune, "num_images": len(infos), "scales": scales,
+            "flip": args.flip, "merge_iou": args.merge_iou, "classes": list(classes), **result}
+
+
+def format_result(result: dict[str, Any]) -> str:
+    """The errors (%) as a table: one row per protocol and baseline."""
+    lines = [f"localisation ({result['regression']}, fine-tuned: {result['finetune']}) on "
+             f"{result['num_images']} images, scales Q={result['scales']}"
+             f"{', flips' if result['flip'] else ''}; errors in %",
+             "  " + f"{'':<22}" + "".join(f"{title:>16}" for _, title in COLUMNS)]
+    rows = [(p, r) for p, r in result["results"].items()]
+    rows += [(f"baseline: {n.replace('_', ' ')}", r) for n, r in result["baselines"].items()]
+    for name, r in rows:
+        lines.append("  " + f"{name:<22}" + "".join(
+            f"{r[k]:>16.2f}" if k in r else f"{'-':>16}" for k, _ in COLUMNS))
+    lines.append(f"  (baselines use the classes of '{result['baseline_classes_from']}'; the "
+                 f"centre box's relative size {result['centre_box_relative_size']} is the test "
+                 "set's mean)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

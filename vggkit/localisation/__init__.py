@@ -1,0 +1,11 @@
+"""Appendix A: single-object localisation with a VGG that regresses a box.
+
+* :mod:`~vggkit.localisation.model`: ``VGGLocaliser``, SCR/PCR heads, L2 loss;
+* :mod:`~vggkit.localisation.annotations`, :mod:`~vggkit.localisation.datasets`:
+  ILSVRC XML boxes and a generic CSV/JSON table;
+* :mod:`~vggkit.localisation.transforms`: box-aware rescale, crop, flip;
+* :mod:`~vggkit.localisation.inference`, :mod:`~vggkit.localisation.merging`,
+  :mod:`~vggkit.localisation.protocol`: dense application, greedy merging,
+  localisation error (:mod:`~vggkit.localisation.metrics`);
+* :mod:`~vggkit.localisation.demo`: the whole system on digits pasted on canvases.
+"""
