@@ -174,3 +174,85 @@ class TenCropPlugin:
     @hookimpl
     def vggkit_register_eval_strategies(register):
         register(TenCrop, "10crop")
+
+
+VOC_ACTIONS = ("jumping", "phoning", "playinginstrument", "reading", "ridingbike", "ridinghorse",
+               "running", "takingphoto", "usingcomputer", "walking")
+
+
+def voc_action_xml(size: tuple[int, int] | None, objects: list[dict]) -> str:
+    """An ``Annotations/<id>.xml`` of VOC-2012 action, as the devkit writes it.
+
+    Each object: ``name`` (default 'person'), ``box`` (xmin, ymin, xmax, ymax; 1-based,
+    inclusive) or None, ``actions``: the set of actions marked 1 (``other`` allowed; every
+    other action of the devkit is written as 0), or None for no ``<actions>`` element.
+    """
+    parts = ["<annotation><folder>VOC2012</folder>"]
+    if size is not None:
+        parts.append(f"<size><width>{size[0]}</width><height>{size[1]}</height>"
+                     "<depth>3</depth></size>")
+    for obj in objects:
+        parts.append(f"<object><name>{obj.get('name', 'person')}</name>")
+        if obj.get("actions") is not None:
+            marked = obj["actions"]
+            names = sorted(set(VOC_ACTIONS) | {"other"} | set(marked))
+            parts.append("<actions>" + "".join(f"<{a}>{int(a in marked)}</{a}>" for a in names)
+                         + "</actions>")
+        if obj.get("box") is not None:
+            x0, y0, x1, y1 = obj["box"]
+            parts.append(f"<bndbox><xmin>{x0}</xmin><ymin>{y0}</ymin><xmax>{x1}</xmax>"
+                         f"<ymax>{y1}</ymax></bndbox>")
+        parts.append("</object>")
+    return "".join(parts) + "</annotation>\n"
+
+
+def make_voc_action(root: Path, class_files: bool = True, test_labels: bool = True,
+                    seed: int = 0) -> dict:
+    """A tiny VOC-2012 Action devkit under ``root/VOCdevkit/VOC2012``: real JPEGs, XML, ImageSets.
+
+    Every action has two persons in trainval and one in test, plus 'other' persons
+    (negatives of every class); a person's box is filled with its action's colour on a
+    noisy background. Some images hold two persons; one holds a horse as object 1, so
+    its person is object 2 (the devkit numbers every object). Returns ``base`` and
+    ``instances``: split -> list of (image id, person index, VOC box, action).
+    """
+    rng = np.random.default_rng(seed)
+    base = root / "VOCdevkit" / "VOC2012"
+    for sub in ("JPEGImages", "Annotations", "ImageSets/Action"):
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    colours = {a: rng.integers(0, 256, 3) for a in (*VOC_ACTIONS, "other")}
+    plan = {"trainval": [*VOC_ACTIONS, *VOC_ACTIONS, "other", "other"],
+            "test": [*VOC_ACTIONS, "other"]}
+    instances: dict[str, list] = {}
+    number = 0
+    for split, actions in plan.items():
+        instances[split] = []
+        k = 0
+        while k < len(actions):
+            number += 1
+            image_id = f"2012_{number:06d}"
+            w, h = int(rng.integers(60, 80)), int(rng.integers(48, 64))
+            pixels = rng.integers(0, 60, (h, w, 3)).astype(np.uint8)
+            objects: list[dict] = []
+            if number == 3:
+                objects.append({"name": "horse", "box": (2, 2, 20, 20), "actions": None})
+            people = 2 if number % 2 == 0 and k + 1 < len(actions) else 1
+            for j in range(people):
+                action = actions[k + j]
+                left = 2 + j * (w // 2)  # two people side by side
+                x0, y0 = left + int(rng.integers(0, 4)), int(rng.integers(2, 8))
+                x1, y1 = x0 + int(rng.integers(14, w // 2 - 6)), y0 + int(rng.integers(20, h - 14))
+                pixels[y0 - 1:y1, x0 - 1:x1] = colours[action]
+                objects.append({"box": (x0, y0, x1, y1),
+                                "actions": {action} if split == "trainval" or test_labels else None})
+                instances[split].append((image_id, len(objects), (x0, y0, x1, y1), action))
+            k += people
+            Image.fromarray(pixels).save(base / "JPEGImages" / f"{image_id}.jpg", quality=95)
+            (base / "Annotations" / f"{image_id}.xml").write_text(voc_action_xml((w, h), objects))
+        sets = base / "ImageSets" / "Action"
+        (sets / f"{split}.txt").write_text("".join(f"{i} {p}\n" for i, p, _, _ in instances[split]))
+        if class_files and (split == "trainval" or test_labels):
+            for a in VOC_ACTIONS:
+                (sets / f"{a}_{split}.txt").write_text("".join(
+                    f"{i} {p} {1 if act == a else -1:2d}\n" for i, p, _, act in instances[split]))
+    return {"base": base, "instances": instances}

@@ -11,6 +11,7 @@ so ``--threads -2`` is refused before any work starts.
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 from typing import Any, Callable, Optional, Sequence
 
@@ -120,3 +121,17 @@ def weights_config(name: str, options: Optional[dict] = None) -> tuple[Any, str]
     if options:
         cfg.merge_from_dict(options)
     return cfg, resolve_weights(name)
+
+
+def parse_options(items: list[str]) -> dict[str, Any]:
+    """``['n_train=10', 'metric=accuracy']`` -> ``{'n_train': 10, 'metric': 'accuracy'}``."""
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--task-option expects KEY=VALUE, got '{item}'")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value  # a bare word: a string
+    return options

@@ -22,8 +22,8 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 
-from vggkit.commands import (add_cfg_options, add_weights_option, positive_int, read_config,
-                             run_command, weights_config)
+from vggkit.commands import (add_cfg_options, add_weights_option, parse_options, positive_int,
+                             read_config, run_command, weights_config)
 from vggkit.errors import UserError
 from vggkit.features.descriptor import AGGREGATES, LAYERS
 from vggkit.features.extractor import FeatureExtractor, Net
@@ -53,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "voc2007, imagefolder (`vggkit plugins` lists them); default 'folder': any "
                    "folder of images, with or without class sub-folders")
     p.add_argument("--data-root", help="the task's data directory")
+    p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="task constructor option, e.g. context=whole+box for voc2012_action "
+                        "(repeatable; recorded in the store's settings)")
     p.add_argument("--scales", type=positive_int, nargs="+", metavar="Q",
                    help="test scales Q (smallest image side); default: the task's")
     p.add_argument("--aggregate", choices=AGGREGATES,
@@ -160,13 +163,15 @@ def extract(args: argparse.Namespace) -> int:
     """
     device = launch(args)
     from vggkit.transfer.task import build_task
-    task = build_task(args.task)
+    options = parse_options(args.task_option)
+    task = build_task(args.task, **options)
     store = FeatureStore(args.out or os.path.join("work_dirs", "features", args.task))
     with writer_lock(store.root):  # held until this run ends; a second writer is refused
-        return _extract_locked(args, task, store, device)
+        return _extract_locked(args, task, store, device, options)
 
 
-def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, device: str) -> int:
+def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, device: str,
+                    options: dict[str, Any]) -> int:
     """The work of :func:`extract`, done while this run is the store's only writer."""
     data = task.scan(args.data_root)
     if len(data) == 0:
@@ -181,6 +186,11 @@ def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, de
                                  precision=args.precision, backend=args.backend,
                                  channels_last=args.channels_last, device=device, own_nets=True)
     labels = np.asarray(data.labels)
+    # regions and task options enter the settings only when present, so stores of
+    # whole images written before them keep their settings and still resume
+    items = {"ids": list(data.ids), "labels": labels.tolist()}
+    if data.regions is not None:
+        items["regions"] = data.regions
     settings = {
         "task": args.task, "models": [r for _, r in loaded], "scales": scales,
         "aggregate": aggregate, "layer": args.layer, "relu": args.relu,
@@ -189,9 +199,10 @@ def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, de
         "precision": extractor.precision, "backend": extractor.backend,
         "channels_last": args.channels_last and extractor.backend == "eager",
         "bad_image_policy": args.bad_images,
-        "images_sha256": sha256_json({"ids": list(data.ids), "labels": labels.tolist()}),
+        "images_sha256": sha256_json(items),
+        **({"task_options": options} if options else {}),
     }
-    info = {"feature_dim": extractor.dim, "dtype": "float32",
+    info = {"feature_dim": extractor.dim * data.regions_per_item, "dtype": "float32",
             "configs": [label for _, _, label, _ in nets],
             "checkpoints": [os.path.abspath(k) for _, k, _, _ in nets],
             "config_sha256": [sha256 for _, _, _, sha256 in nets],
@@ -201,13 +212,15 @@ def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, de
             "normalisation": "each scale and each net L2-normalised before combining; "
                              "the combination L2-normalised again"}
     index = {"ids": list(data.ids), "subsets": list(data.subsets), "classes": list(data.classes),
-             "paths": [os.path.relpath(p, args.data_root) if p else "" for p in data.paths]}
+             "paths": [os.path.relpath(p, args.data_root) if p else "" for p in data.paths],
+             **({"regions": data.regions} if data.regions is not None else {})}
     _open_store(store, settings, index, labels, info)
     if store.complete:
         print(f"feature store '{store.root}' is already complete ({len(data)} images); "
               "nothing to do")
         return 0
-    manifest = run_extraction(extractor, data.paths, store, bad_images=args.bad_images,
+    manifest = run_extraction(extractor, data.paths, store, regions=data.regions,
+                              bad_images=args.bad_images,
                               keep_shards=args.keep_shards, progress=not args.no_progress)
     bad = len(manifest.get("bad_images", []))
     print(f"wrote {manifest['n_images']} x {manifest['feature_dim']} features to "

@@ -2,30 +2,15 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import os
 from typing import Any
 
-from vggkit.commands import check_output_file, positive_int, run_command
+from vggkit.commands import check_output_file, parse_options, positive_int, run_command
 from vggkit.errors import UserError
 from vggkit.fileio import atomic_write_json
 from vggkit.transfer.experiment import format_table, run_transfer, write_plot
 from vggkit.transfer.svm import DEFAULT_C_GRID
 from vggkit.transfer.task import TaskData, build_task
-
-
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``['n_train=10', 'metric=accuracy']`` -> ``{'n_train': 10, 'metric': 'accuracy'}``."""
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--task-option expects KEY=VALUE, got '{item}'")
-        try:
-            options[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            options[key] = value  # a bare word: a string
-    return options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +20,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", required=True, help="feature store directory (tools/extract_features.py --out)")
     p.add_argument("--task", default=None, help="transfer task name (default: the task recorded in the store)")
     p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
-                   help="task constructor option, e.g. n_train=10 for imagefolder (repeatable)")
+                   help="task constructor option, e.g. n_train=10 for imagefolder (repeatable; "
+                        "default: the options recorded in the store)")
     p.add_argument("--splits", type=positive_int, default=None, help="number of random splits (default: the protocol's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first split (split k uses seed+k)")
     p.add_argument("--out", default=None, help="results JSON (default: <features>/svm_results.json)")
@@ -63,12 +49,13 @@ def _run(args: argparse.Namespace) -> int:
     from vggkit.features.store import load_features
     check_output_file(args.out, "--out")
     check_output_file(args.plot, "--plot")
-    options = parse_options(args.task_option)
     fs = load_features(args.features)
     name = args.task or fs.meta.get("task")
     if not name:
         raise UserError(f"the feature store '{args.features}' records no task; pass --task NAME")
-    task = build_task(name, **options)
+    # the options the features were extracted with (e.g. context=whole+box), unless overridden
+    stored = fs.meta.get("task_options") or {} if name == fs.meta.get("task") else {}
+    task = build_task(name, **{**stored, **parse_options(args.task_option)})
     data = TaskData.from_features(fs)
     out = args.out or os.path.join(args.features, "svm_results.json")
     base = os.path.splitext(out)[0]

@@ -4,6 +4,8 @@
   (dense map, global average pool, flip average, L2 norm, avg/stack).
 * :mod:`~vggkit.features.extractor` -- :class:`FeatureExtractor`: images -> descriptors,
   batched by rescaled size, on :mod:`vggkit.inference` (views, batching, backends).
+* :mod:`~vggkit.features.regions` -- items that are regions of an image (a person box,
+  or the whole image stacked with it): boxes, cropping, shared crops.
 * :mod:`~vggkit.features.store` -- the resumable sharded store and
   :func:`load_features` (one call; ``np.load('DIR/features.npy')`` works too).
 * :mod:`~vggkit.features.runner` -- shards of a task over ranks, resume, the writer lock.

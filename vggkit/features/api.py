@@ -7,13 +7,16 @@ from typing import Sequence, Union
 import numpy as np
 from PIL import Image
 
+from vggkit.features.regions import Region
+
 ImageLike = Union[str, os.PathLike, Image.Image]
 
 
 def extract_features(images: Union[ImageLike, Sequence[ImageLike]], weights: str = "vgg16.torchvision",
                      *, scales: Sequence[int] = (256, 384, 512), aggregate: str = "avg",
                      layer: str = "fc7", batch_size: int = 8, device: str = "cpu",
-                     backend: str = "auto", precision: str = "auto") -> np.ndarray:
+                     backend: str = "auto", precision: str = "auto",
+                     regions: Sequence[Region] | None = None) -> np.ndarray:
     """The N x D descriptors (unit rows, float32) of ``images`` with published ``weights``.
 
     Args:
@@ -22,6 +25,9 @@ def extract_features(images: Union[ImageLike, Sequence[ImageLike]], weights: str
         weights: a catalogue name ('vggkit weights list') or a vggkit checkpoint.
         scales, aggregate, layer: the paper's descriptor (defaults: fc7 after its
             ReLU, Q = 256, 384, 512 averaged, the VOC setting).
+        regions: per image (after folders are listed), a pixel box
+            ``(left, top, right, bottom)`` to describe instead of the whole
+            image, or None (:mod:`vggkit.features.regions`).
 
     Images that cannot be read raise :class:`vggkit.data.io.BadImageError`
     naming the file.
@@ -51,4 +57,6 @@ def extract_features(images: Union[ImageLike, Sequence[ImageLike]], weights: str
                                  backend=backend, precision=precision, own_nets=True)
     pil = [read_image(os.fspath(x)) if not isinstance(x, Image.Image) else x.convert("RGB")
            for x in paths_or_images]
-    return extractor.describe_images(pil)
+    names = [f"image {i}" if isinstance(x, Image.Image) else os.fspath(x)
+             for i, x in enumerate(paths_or_images)]
+    return extractor.describe_images(pil, regions, names)

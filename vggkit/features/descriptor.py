@@ -15,7 +15,11 @@ L2-normalised again.** So
   normalised, so each scale block has norm ``1/sqrt(#scales)``;
 * several nets (Net-D & Net-E): each net's aggregated descriptor is unit,
   the blocks are concatenated and normalised, so each net's block has norm
-  ``1/sqrt(#nets)`` and the stored vector has norm 1.
+  ``1/sqrt(#nets)`` and the stored vector has norm 1;
+* several regions of one image (VOC action: the whole image and the person
+  box, :mod:`vggkit.features.regions`): each region's descriptor (nets
+  stacked) is unit, the regions are concatenated and normalised, so each
+  region's block has norm ``1/sqrt(#regions)``.
 """
 from __future__ import annotations
 

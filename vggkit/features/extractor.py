@@ -3,7 +3,9 @@
 :class:`FeatureExtractor` holds one or several nets (Net-D & Net-E stack) and
 the descriptor settings. :meth:`FeatureExtractor.prepare` rescales an image to
 every Q (CPU work that a background thread can overlap with the nets);
-:meth:`FeatureExtractor.describe` runs the nets.
+:meth:`FeatureExtractor.describe` runs the nets. An item that stacks several
+regions of an image (:mod:`vggkit.features.regions`) is described by
+:meth:`FeatureExtractor.describe_items` from its prepared crops.
 
 Speed levers (measured in ``benchmarks/bench_extract.py``):
 
@@ -28,6 +30,7 @@ from PIL import Image
 from torch import nn
 
 from vggkit.features.descriptor import AGGREGATES, LAYERS, combine, flip_pooled
+from vggkit.features.regions import Region, crop_region
 from vggkit.inference.backends import choose
 from vggkit.inference.batching import MAX_BATCH_PIXELS, size_batches
 from vggkit.inference.runners import compile_for_inference
@@ -129,7 +132,7 @@ class FeatureExtractor:
 
     @property
     def dim(self) -> int:
-        """Length of the stored descriptor."""
+        """Length of the descriptor of one image or region (an item stacking k regions: k x this)."""
         per_scale = len(self.scales) if self.aggregate == "stack" else 1
         return sum(net.width(self.layer) * per_scale for net in self.nets)
 
@@ -146,9 +149,13 @@ class FeatureExtractor:
         self._ready = True
 
     # -- work ---------------------------------------------------------------------
-    def prepare(self, img: Image.Image) -> Prepared:
-        """``img`` rescaled isotropically to every Q, as uint8 tensors."""
-        return image_views(img, self.scales)
+    def prepare(self, img: Image.Image, region: Region = None, path: str = "") -> Prepared:
+        """``img`` (or its ``region``, a pixel box) rescaled isotropically to every Q, uint8.
+
+        A region is cut out first, then treated exactly like an image;
+        ``path`` names the image in the error of a box beyond it.
+        """
+        return image_views(crop_region(img, region, path), self.scales)
 
     def _pooled(self, k: int, batch: list[torch.Tensor]) -> torch.Tensor:
         from vggkit.models.preprocess import normalize
@@ -185,7 +192,36 @@ class FeatureExtractor:
             out[ok] = combine(blocks, "stack").numpy()
         return out
 
-    def describe_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """Descriptors of PIL images (convenience for notebooks)."""
-        return self.describe([self.prepare(img) for img in images])
+    def describe_items(self, crops: Sequence[Prepared | None], items: Sequence[tuple[int, ...]],
+                       progress: Callable[[float], Any] | None = None) -> np.ndarray:
+        """Descriptors of items, each the stack of the descriptors of its regions.
 
+        ``crops`` are the prepared regions (whole images or boxes), each
+        described once; ``items[i]`` lists the indices into ``crops`` of item
+        i's regions (:func:`vggkit.features.regions.unique_crops`). Several
+        regions are stacked by the normalisation rule of
+        :mod:`~vggkit.features.descriptor` (each block unit, the whole
+        re-normalised); a one-region item gets its crop's row as it is.
+        Returns N x (regions per item * :attr:`dim`) float32.
+        """
+        rows = self.describe(crops, progress)
+        per_item = {len(item) for item in items}
+        if per_item == {1} or not items:
+            return rows[[item[0] for item in items]]
+        if len(per_item) > 1:
+            raise ValueError(f"every item needs the same number of regions; got {sorted(per_item)}")
+        blocks = [torch.from_numpy(rows[[item[r] for item in items]]) for r in range(len(items[0]))]
+        return combine(blocks, "stack").numpy()
+
+    def describe_images(self, images: Sequence[Image.Image], regions: Sequence[Region] | None = None,
+                        names: Sequence[str] | None = None) -> np.ndarray:
+        """Descriptors of PIL images, or of one region (a pixel box or None) of each.
+
+        A convenience for notebooks; ``names`` (e.g. the files) are used in errors.
+        """
+        regions = regions if regions is not None else [None] * len(images)
+        names = names if names is not None else [f"image {i}" for i in range(len(images))]
+        if len(regions) != len(images):
+            raise ValueError(f"{len(regions)} regions given for {len(images)} images")
+        return self.describe([self.prepare(img, r, name)
+                              for img, r, name in zip(images, regions, names)])

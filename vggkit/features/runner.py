@@ -1,6 +1,9 @@
-"""Running an extractor over a task's images into a resumable store.
+"""Running an extractor over a task's items into a resumable store.
 
-Shard ``i`` covers a fixed image range and belongs to rank ``i % world_size``;
+An item is an image or, when the task gives regions, the stack of some regions
+of an image (:mod:`vggkit.features.regions`); a region several items share
+(the whole image of every person in it) is described once per shard.
+Shard ``i`` covers a fixed item range and belongs to rank ``i % world_size``;
 shards already on disk are skipped, so rerunning the same command after a kill
 resumes. While the nets work on one shard a background thread decodes and
 rescales the next (PIL releases the GIL). One run writes a store at a time:
@@ -16,6 +19,7 @@ import numpy as np
 
 from vggkit.features.extractor import FeatureExtractor, Prepared
 from vggkit.features.lock import StoreLock
+from vggkit.features.regions import ItemRegions, unique_crops
 from vggkit.features.store import FeatureStore
 from vggkit.inference.distributed import (barrier, progress_bar, rank_and_world, shard,
                                           share_outcome)
@@ -26,26 +30,47 @@ BAD_IMAGE_MODES = ("strict", "skip")
 def load_shard(extractor: FeatureExtractor, paths: Sequence[str],
                bad_images: str = "strict") -> tuple[list[Prepared | None], list[str]]:
     """Decode and rescale ``paths``; with 'skip', unreadable files give ``None`` and a reason."""
-    from vggkit.data.io import BadImageError
-    from vggkit.inference.views import read_views
-    prepared: list[Prepared | None] = []
-    errors: list[str] = []
-    for path in paths:
-        try:
-            # JPEGs far larger than the largest Q decode at 1/2..1/8 size (libjpeg DCT scaling)
-            views = read_views(path, extractor.scales, min_side=max(extractor.scales))
-        except BadImageError as exc:
-            if bad_images == "strict":
-                raise BadImageError(exc.path, f"{exc.reason}; --bad-images skip leaves it out "
-                                    "(zero row, listed in the manifest)") from exc
-            from vggkit.data import bad_images as bad_log
-            bad_log.record(exc.path, exc.reason)
-            prepared.append(None)
-            errors.append(exc.reason)
+    crops, items, errors = load_crops(extractor, paths, None, bad_images)
+    return [crops[item[0]] for item in items], errors
+
+
+def load_crops(extractor: FeatureExtractor, paths: Sequence[str],
+               regions: Sequence[ItemRegions] | None, bad_images: str = "strict"
+               ) -> tuple[list[Prepared | None], list[tuple[int, ...]], list[str]]:
+    """Decode each image once and rescale every distinct crop of it the items need.
+
+    Returns the prepared crops (``None`` for an unreadable file with 'skip'),
+    each item's crop indices (:func:`~vggkit.features.regions.unique_crops`)
+    and one error text per item ('' = ok).
+    """
+    from vggkit.data.io import BadImageError, read_image
+    keys, items = unique_crops(paths, regions)
+    boxed = {path for path, region in keys if region is not None}
+    crops: list[Prepared | None] = []
+    reasons: dict[str, str] = {}
+    current, image = "", None
+    for path, region in keys:  # grouped by path: one decode serves all crops of an image
+        if path in reasons:
+            crops.append(None)
             continue
-        prepared.append(views)
-        errors.append("")
-    return prepared, errors
+        if path != current:
+            try:
+                # JPEGs far larger than the largest Q decode at 1/2..1/8 size (libjpeg DCT
+                # scaling); an image with boxes decodes whole, so box pixels stay box pixels
+                image = read_image(path, strict=True,
+                                   min_side=None if path in boxed else max(extractor.scales))
+            except BadImageError as exc:
+                if bad_images == "strict":
+                    raise BadImageError(exc.path, f"{exc.reason}; --bad-images skip leaves it "
+                                        "out (zero row, listed in the manifest)") from exc
+                from vggkit.data import bad_images as bad_log
+                bad_log.record(exc.path, exc.reason)
+                reasons[path] = exc.reason
+                crops.append(None)
+                continue
+            current = path
+        crops.append(extractor.prepare(image, region, path))
+    return crops, items, [reasons.get(path, "") for path in paths]
 
 
 @contextmanager
@@ -74,6 +99,7 @@ def writer_lock(root: str) -> Iterator[StoreLock | None]:
 
 
 def run_extraction(extractor: FeatureExtractor, paths: Sequence[str], store: FeatureStore, *,
+                   regions: Sequence[ItemRegions] | None = None,
                    bad_images: str = "strict", keep_shards: bool = False,
                    on_shard: Callable[[int], None] | None = None,
                    progress: bool = True) -> dict:
@@ -81,9 +107,11 @@ def run_extraction(extractor: FeatureExtractor, paths: Sequence[str], store: Fea
 
     Args:
         extractor: the nets and descriptor settings.
-        paths: image files in the store's image order.
+        paths: image files in the store's item order.
         store: an opened :class:`FeatureStore` (its manifest fixes the shards);
             hold :func:`writer_lock` of it around opening and running.
+        regions: per item, the regions whose descriptors it stacks
+            (:attr:`vggkit.transfer.task.TaskData.regions`); None: whole images.
         bad_images: 'strict' raises on an unreadable file; 'skip' stores a zero row.
         keep_shards: keep ``shards/`` after assembling.
         on_shard: called with each shard index once written (tests use it to
@@ -106,14 +134,17 @@ def run_extraction(extractor: FeatureExtractor, paths: Sequence[str], store: Fea
 
     def submit(pool: ThreadPoolExecutor, i: int) -> Future:
         start, stop = ranges[i]
-        return pool.submit(load_shard, extractor, paths[start:stop], bad_images)
+        return pool.submit(load_crops, extractor, paths[start:stop],
+                           None if regions is None else regions[start:stop], bad_images)
 
     with ThreadPoolExecutor(max_workers=1) as pool, bar:
         pending = submit(pool, todo[0]) if todo else None
         for k, i in enumerate(todo):
-            prepared, errors = pending.result()
+            crops, items, errors = pending.result()
             pending = submit(pool, todo[k + 1]) if k + 1 < len(todo) else None
-            feats = extractor.describe(prepared, progress=bar.update)
+            per_crop = len(items) / max(len(crops), 1)  # the bar counts items, not crops
+            feats = extractor.describe_items(crops, items,
+                                             progress=lambda f: bar.update(f * per_crop))
             store.write_shard(i, np.ascontiguousarray(feats, dtype=np.float32), errors)
             if on_shard is not None:
                 on_shard(i)

@@ -2,7 +2,8 @@
 
 Layout of a store directory::
 
-    manifest.json        settings, image ids, subsets, classes, dims, status
+    manifest.json        settings, item ids, subsets, classes, dims, status, and
+                         the items' regions when they are not whole images
     labels.npy           (N,) int64 class indices or (N, C) int8 in {1, -1, 0}
     features.npy         N x D float32, rows in the task's image order (when complete)
     shards/shard-00000.npz   while running: rows [i*shard_size, (i+1)*shard_size)
@@ -43,6 +44,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from vggkit.features.regions import ItemRegions, as_item_regions
 from vggkit.fileio import atomic_write, atomic_write_json
 
 FORMAT = "vggkit-features/1"
@@ -66,9 +68,12 @@ class FeatureSet:
 
     Attributes:
         features: N x D float32, one unit-norm descriptor per image.
-        ids, subsets: per image (task order); classes: class names.
+        ids, subsets: per item (task order); classes: class names.
         labels: ``(N,)`` int or ``(N, C)`` int8 (see :class:`vggkit.transfer.task.TaskData`).
         meta: the manifest (settings, models with hashes, scales, layer, ...).
+        regions: per item, the regions its descriptor stacks (boxes or None for the
+            whole image, :mod:`vggkit.features.regions`); None when every item is a
+            whole image (and in stores written before regions existed).
     """
 
     features: np.ndarray
@@ -77,6 +82,7 @@ class FeatureSet:
     subsets: list[str]
     classes: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
+    regions: list[ItemRegions] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -192,7 +198,8 @@ class FeatureStore:
         Args:
             settings: everything that determines the descriptors' bytes; a store
                 holding other settings is refused (:class:`SettingsMismatchError`).
-            index: ``ids``, ``subsets``, ``classes``, ``paths`` (recorded).
+            index: ``ids``, ``subsets``, ``classes``, ``paths`` and, when items
+                are regions of images, ``regions`` (recorded).
             labels: written to ``labels.npy``.
             info: recorded, not compared (e.g. config paths, thread count).
 
@@ -305,14 +312,19 @@ def load_features(root: str, *, drop_bad: bool = True, mmap: bool = False) -> Fe
                     mmap_mode="r" if mmap else None, allow_pickle=False)
     labels = np.load(os.path.join(store.root, manifest["labels_file"]), allow_pickle=False)
     ids, subsets = list(manifest["ids"]), list(manifest["subsets"])
+    regions = manifest.get("regions")  # absent: whole images (and every older store)
+    if regions is not None:
+        regions = as_item_regions(regions, ids)
     if drop_bad and manifest.get("bad_images"):
         keep = np.ones(len(ids), dtype=bool)
         keep[[b["index"] for b in manifest["bad_images"]]] = False
         feats, labels = feats[keep], labels[keep]
         ids = [i for i, k in zip(ids, keep) if k]
         subsets = [s for s, k in zip(subsets, keep) if k]
+        regions = None if regions is None else [r for r, k in zip(regions, keep) if k]
     return FeatureSet(features=feats, ids=ids, labels=labels, subsets=subsets,
-                      classes=list(manifest["classes"]), meta=flat_meta(manifest))
+                      classes=list(manifest["classes"]), meta=flat_meta(manifest),
+                      regions=regions)
 
 
 def flat_meta(manifest: dict[str, Any]) -> dict[str, Any]:
@@ -321,7 +333,7 @@ def flat_meta(manifest: dict[str, Any]) -> dict[str, Any]:
     E.g. ``meta['scales']``, ``meta['layer']``, ``meta['aggregate']``,
     ``meta['task']``, ``meta['configs']``, ``meta['checkpoint_sha256']``.
     """
-    per_image = {"ids", "subsets", "paths"}
+    per_image = {"ids", "subsets", "paths", "regions"}
     meta = {k: v for k, v in manifest.items() if k not in per_image}
     meta.update(manifest.get("settings", {}))
     return meta

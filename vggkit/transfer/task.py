@@ -27,6 +27,7 @@ import numpy as np
 
 from vggkit.data.filelist import IMG_EXTENSIONS
 from vggkit.errors import UserError
+from vggkit.features.regions import ItemRegions, as_item_regions, regions_per_item
 
 #: label values of a multi-label task (the VOC devkit's convention)
 POSITIVE, NEGATIVE, DIFFICULT = 1, -1, 0
@@ -45,10 +46,11 @@ class ProtocolError(UserError, ValueError):
 
 @dataclass
 class TaskData:
-    """Every image of a task, in a fixed order.
+    """Every item of a task (an image, or a region of one), in a fixed order.
 
     Attributes:
-        ids: unique image ids (stable across machines: relative paths or devkit ids).
+        ids: unique item ids (stable across machines: relative paths, devkit ids, or
+            e.g. '2010_006088/1' for the first person of a VOC action image).
         paths: absolute paths of the image files ('' when only features are known).
         labels: ``(N,)`` int class indices (single-label) or ``(N, C)`` int8 in
             {1 positive, -1 negative, 0 difficult} (multi-label). A multi-label row of
@@ -57,6 +59,11 @@ class TaskData:
         subsets: per image, the official subset ('trainval', 'test', ...) or ''
             when the protocol draws random splits.
         root: the data root that was scanned ('' when unknown).
+        regions: per item, the regions of its image whose descriptors are stacked
+            into the item's descriptor, each a pixel box ``(left, top, right,
+            bottom)`` or None for the whole image (:mod:`vggkit.features.regions`);
+            e.g. ``(None, person_box)`` for a person seen in context. None (the
+            default): every item is its whole image.
     """
 
     ids: list[str]
@@ -65,6 +72,7 @@ class TaskData:
     classes: list[str]
     subsets: list[str]
     root: str = ""
+    regions: list[ItemRegions] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.ids)
@@ -73,6 +81,13 @@ class TaskData:
             raise ValueError(
                 f"TaskData fields disagree in length: ids {n}, paths {len(self.paths)}, "
                 f"labels {len(self.labels)}, subsets {len(self.subsets)}")
+        if self.regions is not None:
+            self.regions = as_item_regions(self.regions, self.ids)
+
+    @property
+    def regions_per_item(self) -> int:
+        """How many region descriptors one item's descriptor stacks (1: whole images)."""
+        return regions_per_item(self.regions)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -86,7 +101,8 @@ class TaskData:
         """Rebuild the task data from a feature store (``load_features``'s FeatureSet)."""
         ids = [str(i) for i in fs.ids]
         return cls(ids=ids, paths=[""] * len(ids), labels=np.asarray(fs.labels),
-                   classes=[str(c) for c in fs.classes], subsets=[str(s) for s in fs.subsets])
+                   classes=[str(c) for c in fs.classes], subsets=[str(s) for s in fs.subsets],
+                   regions=fs.regions)
 
 
 @dataclass

@@ -1,1 +1,1 @@
-"""PASCAL VOC classification transfer tasks for vggkit."""
+"""PASCAL VOC transfer tasks for vggkit: image classification and action classification."""

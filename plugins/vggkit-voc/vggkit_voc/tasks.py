@@ -1,4 +1,10 @@
-"""PASCAL VOC-2007/2012 image classification (trainval → test), per-class AP and mAP."""
+"""PASCAL VOC transfer tasks: the devkit's layout, official splits, per-class AP and mAP.
+
+:class:`VOCTask` is what every VOC task shares (the devkit directory, the
+trainval → test split, AP per class, the evaluation server's result files);
+image classification (:class:`VOC2007`, :class:`VOC2012`) is here, action
+classification of person boxes in :mod:`vggkit_voc.action`.
+"""
 from __future__ import annotations
 
 import abc
@@ -11,7 +17,7 @@ import numpy as np
 
 from vggkit.fileio import atomic_write_text
 from vggkit.transfer.metrics import voc07_ap, voc_area_ap
-from vggkit.transfer.task import Split, TaskData, TaskLayoutError, TransferTask
+from vggkit.transfer.task import ProtocolError, Split, TaskData, TaskLayoutError, TransferTask
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -25,18 +31,32 @@ def _read_ids(path: str) -> list[str]:
         return [line.split()[0] for line in f if line.strip()]
 
 
-def _read_class_file(path: str) -> dict[str, int]:
-    """``<id> <1|-1|0>`` lines of an ImageSets/Main/<class>_<split>.txt file."""
+def read_class_file(path: str, keys: tuple[str, ...] = ("image id",)) -> dict[str, int]:
+    """``<key...> <1|-1|0>`` lines of an ImageSets/<Main|Action>/<class>_<split>.txt file.
+
+    ``keys`` names the columns before the label (Main: the image id; Action:
+    the image id and the person index); several are joined with '/', the
+    item ids of the task.
+    """
     out = {}
+    expected = " ".join(f"<{k}>" for k in keys) + " <1|-1|0>"
     with open(path) as f:
         for n, line in enumerate(f, 1):
             parts = line.split()
             if not parts:
                 continue
-            if len(parts) != 2 or parts[1] not in ("1", "-1", "0"):
-                raise ValueError(f"{path}:{n}: expected '<image id> <1|-1|0>', got {line.strip()!r}")
-            out[parts[0]] = int(parts[1])
+            if len(parts) != len(keys) + 1 or parts[-1] not in ("1", "-1", "0"):
+                raise ValueError(f"{path}:{n}: expected '{expected}', got {line.strip()!r}")
+            out["/".join(parts[:-1])] = int(parts[-1])
     return out
+
+
+def missing_label(path: str, split: str, ids: list[str], table: dict[str, int]) -> None:
+    """Raise naming the first id of the ``split`` list that the class file ``path`` lacks."""
+    missing = [i for i in ids if i not in table]
+    if missing:
+        raise ValueError(f"{path} has no label for '{missing[0]}' "
+                         f"({len(missing)} of {split}.txt missing)")
 
 
 def _labels_from_xml(path: str, classes: tuple[str, ...]) -> np.ndarray:
@@ -51,8 +71,12 @@ def _labels_from_xml(path: str, classes: tuple[str, ...]) -> np.ndarray:
     return row
 
 
-class _VOCTask(TransferTask):
-    """VOC classification: official splits, one-vs-rest, per-class AP.
+class VOCTask(TransferTask):
+    """What every VOC task shares: official splits, one-vs-rest, per-class AP.
+
+    Subclasses set ``year``, ``image_sets`` (the ImageSets sub-folder),
+    ``layout`` (shown in errors), ``competition`` (the results-file prefix) and
+    implement :meth:`scan` and :meth:`ap`.
 
     Args:
         train_split: image set to train on (default 'trainval').
@@ -65,6 +89,9 @@ class _VOCTask(TransferTask):
     default_scales = (256, 384, 512)
     default_splits = 1
     year = ""
+    image_sets = "Main"
+    layout = LAYOUT
+    competition = "comp1_cls"  # the devkit's comp1: classification
 
     def __init__(self, train_split: str = "trainval", test_split: str = "test") -> None:
         self.train_split, self.test_split = train_split, test_split
@@ -72,53 +99,35 @@ class _VOCTask(TransferTask):
     def devkit_dir(self, data_root: str) -> str:
         for cand in (data_root, os.path.join(data_root, f"VOC{self.year}"),
                      os.path.join(data_root, "VOCdevkit", f"VOC{self.year}")):
-            if os.path.isdir(os.path.join(cand, "ImageSets", "Main")):
+            if os.path.isdir(os.path.join(cand, "ImageSets", self.image_sets)):
                 return cand
-        raise TaskLayoutError(f"no VOC{self.year} devkit under {data_root} (ImageSets/Main not found); "
-                              f"expected layout: {LAYOUT}")
+        raise TaskLayoutError(f"no VOC{self.year} devkit under {data_root} (ImageSets/"
+                              f"{self.image_sets} not found); expected layout: {self.layout}")
 
-    def _subset_labels(self, root: str, split: str, ids: list[str]) -> np.ndarray:
-        labels = np.zeros((len(ids), len(VOC_CLASSES)), dtype=np.int8)
-        main = os.path.join(root, "ImageSets", "Main")
-        for k, cls in enumerate(VOC_CLASSES):
-            path = os.path.join(main, f"{cls}_{split}.txt")
-            if os.path.isfile(path):
-                table = _read_class_file(path)
-                missing = [i for i in ids if i not in table]
-                if missing:
-                    raise ValueError(f"{path} has no label for image '{missing[0]}' "
-                                     f"({len(missing)} of {split}.txt missing)")
-                labels[:, k] = [table[i] for i in ids]
-            elif os.path.isdir(os.path.join(root, "Annotations")) and split != "test":
-                for n, i in enumerate(ids):
-                    xml = os.path.join(root, "Annotations", f"{i}.xml")
-                    if not os.path.isfile(xml):
-                        raise TaskLayoutError(f"neither {path} nor {xml} exists; expected layout: {LAYOUT}")
-                    labels[n] = _labels_from_xml(xml, VOC_CLASSES)
-                return labels
-            else:
-                return np.zeros_like(labels)  # withheld (VOC-2012 test): all-zero rows
-        return labels
+    def split_list(self, root: str, split: str) -> str:
+        """The ImageSets list file of ``split``; raises naming it when it is missing."""
+        path = os.path.join(root, "ImageSets", self.image_sets, f"{split}.txt")
+        if not os.path.isfile(path):
+            raise TaskLayoutError(f"{path} not found; expected layout: {self.layout} "
+                                  "(for VOC-2012 test, unpack the test tar into the same devkit)")
+        return path
 
-    def scan(self, data_root: str) -> TaskData:
-        root = self.devkit_dir(data_root)
-        ids, paths, labels, subsets = [], [], [], []
-        for split in (self.train_split, self.test_split):
-            list_file = os.path.join(root, "ImageSets", "Main", f"{split}.txt")
-            if not os.path.isfile(list_file):
-                raise TaskLayoutError(f"{list_file} not found; expected layout: {LAYOUT} "
-                                      "(for VOC-2012 test, unpack the test tar into the same devkit)")
-            split_ids = _read_ids(list_file)
-            for i in split_ids:
-                path = os.path.join(root, "JPEGImages", f"{i}.jpg")
-                if not os.path.isfile(path):
-                    raise TaskLayoutError(f"image {path} listed in {list_file} is missing")
-                paths.append(path)
-            ids += split_ids
-            labels.append(self._subset_labels(root, split, split_ids))
-            subsets += [split] * len(split_ids)
-        return TaskData(ids=ids, paths=paths, labels=np.concatenate(labels), classes=list(VOC_CLASSES),
-                        subsets=subsets, root=root)
+    def check_disjoint(self, ids: list[str]) -> None:
+        """Refuse a training set and test set that share items (e.g. trainval and val)."""
+        seen: set[str] = set()
+        for item in ids:
+            if item in seen:
+                raise ProtocolError(f"task '{self.name}': '{item}' is in both {self.train_split} "
+                                    f"and {self.test_split}; choose disjoint sets (train_split="
+                                    "train with test_split=val to evaluate without the test server)")
+            seen.add(item)
+
+    def image_path(self, root: str, image_id: str, list_file: str) -> str:
+        """``JPEGImages/<id>.jpg``; raises naming it and the list that names it when missing."""
+        path = os.path.join(root, "JPEGImages", f"{image_id}.jpg")
+        if not os.path.isfile(path):
+            raise TaskLayoutError(f"image {path} listed in {list_file} is missing")
+        return path
 
     def splits(self, data: TaskData, n_splits: int | None = None, seed: int = 0) -> list[Split]:
         subsets = np.asarray(data.subsets)
@@ -141,22 +150,64 @@ class _VOCTask(TransferTask):
         per_class = [self.ap(scores[:, k], labels[:, k]) for k in range(scores.shape[1])]
         return {"mAP": float(np.nanmean(per_class)), "per_class": per_class}
 
+    def submission_id(self, item_id: str) -> str:
+        """The columns before the score in a results file that name an item."""
+        return item_id
+
     def write_predictions(self, data: TaskData, split: Split, scores: np.ndarray,
                           out_dir: str) -> list[str]:
-        """``comp1_cls_test_<class>.txt`` files (``<image id> <score>``) for the evaluation server."""
+        """``<competition>_test_<class>.txt`` files (``<item> <score>`` lines) for the server."""
         if (np.asarray(data.labels)[split.test] != 0).any(1).all():
             return []  # labels are known: nothing to submit
         os.makedirs(out_dir, exist_ok=True)
         written = []
         for k, cls in enumerate(data.classes):
-            path = os.path.join(out_dir, f"comp1_cls_{self.test_split}_{cls}.txt")
-            atomic_write_text(path, "".join(f"{data.ids[i]} {float(s):.6f}\n"
+            path = os.path.join(out_dir, f"{self.competition}_{self.test_split}_{cls}.txt")
+            atomic_write_text(path, "".join(f"{self.submission_id(data.ids[i])} {float(s):.6f}\n"
                                             for i, s in zip(split.test, scores[:, k])))
             written.append(path)
         return written
 
 
-class VOC2007(_VOCTask):
+class _VOCClassification(VOCTask):
+    """VOC image classification: ImageSets/Main, labels from the class files or the XML."""
+
+    def _subset_labels(self, root: str, split: str, ids: list[str]) -> np.ndarray:
+        labels = np.zeros((len(ids), len(VOC_CLASSES)), dtype=np.int8)
+        main = os.path.join(root, "ImageSets", "Main")
+        for k, cls in enumerate(VOC_CLASSES):
+            path = os.path.join(main, f"{cls}_{split}.txt")
+            if os.path.isfile(path):
+                table = read_class_file(path)
+                missing_label(path, split, ids, table)
+                labels[:, k] = [table[i] for i in ids]
+            elif os.path.isdir(os.path.join(root, "Annotations")) and split != "test":
+                for n, i in enumerate(ids):
+                    xml = os.path.join(root, "Annotations", f"{i}.xml")
+                    if not os.path.isfile(xml):
+                        raise TaskLayoutError(f"neither {path} nor {xml} exists; expected layout: {LAYOUT}")
+                    labels[n] = _labels_from_xml(xml, VOC_CLASSES)
+                return labels
+            else:
+                return np.zeros_like(labels)  # withheld (VOC-2012 test): all-zero rows
+        return labels
+
+    def scan(self, data_root: str) -> TaskData:
+        root = self.devkit_dir(data_root)
+        ids, paths, labels, subsets = [], [], [], []
+        for split in (self.train_split, self.test_split):
+            list_file = self.split_list(root, split)
+            split_ids = _read_ids(list_file)
+            paths += [self.image_path(root, i, list_file) for i in split_ids]
+            ids += split_ids
+            labels.append(self._subset_labels(root, split, split_ids))
+            subsets += [split] * len(split_ids)
+        self.check_disjoint(ids)
+        return TaskData(ids=ids, paths=paths, labels=np.concatenate(labels), classes=list(VOC_CLASSES),
+                        subsets=subsets, root=root)
+
+
+class VOC2007(_VOCClassification):
     """VOC-2007 classification: trainval (5,011) → test (4,952), 11-point interpolated AP."""
 
     name = "voc2007"
@@ -166,7 +217,7 @@ class VOC2007(_VOCTask):
         return voc07_ap(scores, gt)
 
 
-class VOC2012(_VOCTask):
+class VOC2012(_VOCClassification):
     """VOC-2012 classification: trainval → test (labels withheld: submission files), area AP."""
 
     name = "voc2012"
@@ -174,3 +225,5 @@ class VOC2012(_VOCTask):
 
     def ap(self, scores: np.ndarray, gt: np.ndarray) -> float:
         return voc_area_ap(scores, gt)
+
+
