@@ -78,6 +78,19 @@ def test_resume_after_kill_is_byte_identical(feature_setup, tmp_path, monkeypatc
     assert run_extract(feature_setup, tmp_path / "resumed", *args) == 0 and written == [1, 2, 3]
 
 
+def test_auto_resumes_on_the_path_that_wrote_the_store(feature_setup, tmp_path, capsys):
+    # forced eager, then the default (auto): without the store's path, auto's choice
+    # (ONNX Runtime first with VGGKIT_AUTOTUNE=off) would be refused as other settings
+    assert run_extract(feature_setup, tmp_path / "s", "--scales", "32", "--backend", "eager",
+                       "--precision", "fp32") == 0
+    capsys.readouterr()
+    assert run_extract(feature_setup, tmp_path / "s", "--scales", "32") == 0
+    assert "already complete" in capsys.readouterr().out
+    # a forced other path is still another setting
+    assert run_extract(feature_setup, tmp_path / "s", "--scales", "32", "--backend", "jit") == 2
+    assert "backend" in capsys.readouterr().err
+
+
 def test_mismatched_settings_are_refused(feature_setup, tmp_path, capsys):
     assert run_extract(feature_setup, tmp_path / "s", "--scales", "32") == 0
     capsys.readouterr()

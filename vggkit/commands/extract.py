@@ -73,12 +73,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="'strict' stops at an unreadable image; 'skip' stores a zero row, "
                         "lists it in the manifest and leaves it out of load_features")
     p.add_argument("--precision", choices=PRECISIONS, default="auto",
-                   help="'auto' = bf16 autocast on CPUs with AVX-512 BF16/AMX, else fp32; "
-                        "bf16 and fp16 (CUDA) run the eager backend")
+                   help="'auto': measured with --backend auto (bf16 is offered only on CPUs "
+                        "with AVX-512 BF16/AMX, fp16 on CUDA); bf16 and fp16 run the eager "
+                        "backend. Resuming a store, 'auto' takes the store's precision")
     p.add_argument("--backend", choices=BACKENDS, default="auto",
                    help="'onnxruntime' (CPU, fp32, if installed); 'mkldnn': oneDNN blocked "
                         "layout (CPU, fp32); 'jit': TorchScript (fp32); 'eager': plain PyTorch; "
-                        "'auto': the first of onnxruntime, mkldnn, eager that applies")
+                        "'auto': the fastest that agrees with fp32 eager, measured once per "
+                        "machine and net (see the README's Speed section). Resuming a store, "
+                        "'auto' takes the path that wrote it")
     p.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True,
                    help="eager backend: channels-last memory format")
     p.add_argument("--keep-shards", action="store_true",
@@ -170,6 +173,18 @@ def extract(args: argparse.Namespace) -> int:
         return _extract_locked(args, task, store, device, options)
 
 
+def _resumed_path(store: FeatureStore, backend: str, precision: str) -> tuple[str, str]:
+    """``auto`` resumes a store on the backend and precision that wrote it.
+
+    The measured choice may differ on another machine or after the choice cache
+    was cleared; its descriptors would then differ in the last bits, and the
+    store (rightly) refuses to mix them. A forced path is left as given.
+    """
+    stored = (store.read_manifest() or {}).get("settings", {})
+    return (stored.get("backend", backend) if backend == "auto" else backend,
+            stored.get("precision", precision) if precision == "auto" else precision)
+
+
 def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, device: str,
                     options: dict[str, Any]) -> int:
     """The work of :func:`extract`, done while this run is the store's only writer."""
@@ -181,9 +196,10 @@ def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, de
 
     nets = _nets(args)
     loaded = [load_net(cfg, ckpt, device, args.cfg_options, label) for cfg, ckpt, label, _ in nets]
+    backend, precision = _resumed_path(store, args.backend, args.precision)
     extractor = FeatureExtractor([n for n, _ in loaded], scales=scales, aggregate=aggregate,
                                  layer=args.layer, relu=args.relu, batch_size=args.batch_size,
-                                 precision=args.precision, backend=args.backend,
+                                 precision=precision, backend=backend,
                                  channels_last=args.channels_last, device=device, own_nets=True)
     labels = np.asarray(data.labels)
     # regions and task options enter the settings only when present, so stores of
