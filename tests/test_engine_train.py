@@ -118,8 +118,8 @@ def test_num_classes_mismatch_is_reported(tmp_path, capsys):
 
 def test_command_line_options_reach_the_config(tmp_path):
     data = make_image_folder(tmp_path / "img", per_class=1)
-    args = parse_args([TINY, "--data-root", str(data), "--amp", "--channels-last", "--seed", "5",
-                       "--deterministic", "--work-dir", str(tmp_path / "w")])
+    args = parse_args([TINY, "--data-root", str(data), "--amp", "bf16", "--channels-last",
+                       "--seed", "5", "--deterministic", "--work-dir", str(tmp_path / "w")])
     cfg = load_config(args)
     assert cfg.model.autocast == "bfloat16"  # CPU: bf16 autocast (no CUDA here)
     assert cfg.model.channels_last and cfg.model.data_preprocessor.channels_last
@@ -165,3 +165,105 @@ def test_missing_net_a_checkpoint_is_reported(tmp_path, capsys):
                  f"model.vgg.init_checkpoint={missing}"]) == 2
     err = capsys.readouterr().err
     assert str(missing) in err and "net A" in err
+
+
+@pytest.fixture
+def amp_config(tmp_path, monkeypatch):
+    """``load_config`` of the tiny config (1/16 width) with --amp options, on a CPU whose
+    native bf16 support is given; CUDA is hidden so the CPU rules apply anywhere."""
+    import torch
+
+    from vggkit.inference import backends
+    data = make_image_folder(tmp_path / "img", per_class=2)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+
+    def load(amp: list[str], native_bf16: bool):
+        monkeypatch.setattr(backends, "cpu_has_bf16", lambda: native_bf16)
+        return load_config(parse_args([
+            TINY, "--data-root", str(data), *amp, "--work-dir", str(tmp_path / "w"),
+            "--cfg-options", "model.vgg.width_mult=0.0625", "model.vgg.fc_width=16"]))
+    return load
+
+
+@pytest.mark.parametrize("asked, device, native_bf16, expected", [
+    ("auto", "cpu", False, "fp32"),   # AVX2 only: emulated bf16 is slower than fp32
+    ("auto", "cpu", True, "bf16"),    # AVX-512 BF16 / AMX
+    ("auto", "cuda", False, "fp16"),  # fp16 with loss scaling
+    ("bf16", "cpu", False, "bf16"),   # forced on an AVX2 CPU
+    ("bf16", "cuda", False, "bf16"),
+    ("fp16", "cuda", True, "fp16"),
+    (None, "cpu", True, "fp32"),      # no --amp: fp32 whatever the CPU
+])
+def test_amp_precision_rule(monkeypatch, asked, device, native_bf16, expected):
+    from vggkit.engine.train import amp_precision
+    from vggkit.inference import backends
+    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: native_bf16)
+    precision, note = amp_precision(asked, device)
+    assert precision == expected
+    assert (note is not None) == (asked == "auto" and expected == "fp32")
+
+
+def test_amp_flag_modes_and_bad_ones(tmp_path, capsys, monkeypatch):
+    import torch
+    assert parse_args([TINY, "--amp"]).amp == "auto"  # the bare flag of earlier versions
+    bare = parse_args(["--amp", TINY, "--seed", "1"])  # ... also right before the config
+    assert (bare.amp, bare.config, bare.seed) == ("auto", TINY, 1)
+    assert parse_args([TINY, "--amp", "bf16"]).amp == "bf16" and parse_args([TINY]).amp is None
+    with pytest.raises(SystemExit):  # argparse names the modes
+        parse_args([TINY, "--amp", "int8"])
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data = make_image_folder(tmp_path / "img", per_class=1)
+    assert main([TINY, "--data-root", str(data), "--amp", "fp16"]) == 2
+    assert "--amp fp16 needs CUDA (here: cpu)" in capsys.readouterr().err
+
+
+def _training_step_dtypes(cfg) -> list[tuple]:
+    """One training step of the config's model, optimiser and training data, as mmengine's
+    loop runs it; per forward of conv1_1 and of the whole net (logits): output dtype, CPU
+    autocast state."""
+    import torch
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import DefaultScope
+    from mmengine.runner import Runner
+
+    from vggkit.plugins import load_plugins
+    from vggkit.registry import MODELS
+    load_plugins()
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    seen = []
+    for layer in (model.vgg.features[0], model.vgg):
+        layer.register_forward_hook(lambda m, i, o: seen.append(
+            (o.dtype, torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu"))))
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):  # as the Runner sets it
+        loader = Runner.build_dataloader(cfg.train_dataloader)
+    before = model.vgg.head.fc8.weight.detach().clone()
+    log = model.train_step(next(iter(loader)), build_optim_wrapper(model, cfg.optim_wrapper))
+    assert torch.isfinite(log["loss"]).item()
+    assert model.vgg.head.fc8.weight.dtype == torch.float32  # master weights stay fp32
+    assert not torch.equal(before, model.vgg.head.fc8.weight)  # the step updated them
+    return seen
+
+
+def test_forced_amp_bf16_runs_a_training_step_under_cpu_autocast(amp_config):
+    import torch
+    cfg = amp_config(["--amp", "bf16"], native_bf16=False)
+    assert cfg.model.autocast == "bfloat16" and cfg.optim_wrapper.type == "OptimWrapper"
+    seen = _training_step_dtypes(cfg)
+    assert seen == [(torch.bfloat16, True, torch.bfloat16)] * 2
+
+
+def test_auto_amp_on_an_avx2_cpu_trains_in_fp32_and_says_why(amp_config, capsys):
+    import torch
+    cfg = amp_config(["--amp"], native_bf16=False)
+    assert cfg.model.get("autocast") is None
+    assert ("vggkit train: --amp: training in fp32: this CPU has no AVX-512 BF16/AMX, where "
+            "bf16 autocast is emulated and slower than fp32 (--amp bf16 forces it)"
+            in capsys.readouterr().err.splitlines())
+    seen = _training_step_dtypes(cfg)
+    assert [(dtype, on) for dtype, on, _ in seen] == [(torch.float32, False)] * 2
+
+
+def test_auto_amp_on_a_bf16_cpu_autocasts(amp_config, capsys):
+    assert amp_config(["--amp"], native_bf16=True).model.autocast == "bfloat16"
+    assert "--amp" not in capsys.readouterr().err

@@ -1,5 +1,9 @@
-"""Evaluation strategies (Sect. 3.2) against hand-computed expectations."""
+"""Evaluation strategies (Sect. 3.2) against hand-computed expectations, eager and on the
+inference backends (forced, or measured 'auto')."""
 from __future__ import annotations
+
+import copy
+import json
 
 import numpy as np
 import pytest
@@ -11,8 +15,13 @@ from torch import nn
 from vggkit.engine.scales import default_test_scales
 from vggkit.inference.views import image_views
 from helpers import TenCropPlugin
+from vggkit.evaluation.loading import ModelEntry
+from vggkit.evaluation.loop import compile_nets, run_batch
 from vggkit.evaluation.strategies import (MultiCrop, UnknownStrategyError, build_strategy,
                                           grid_offsets)
+from vggkit.inference import autotune
+from vggkit.inference.backends import available_backends
+from vggkit.inference.runners import CompiledNet
 from vggkit.models import build_vgg
 
 #: identity preprocessing: the net sees the raw 0-255 pixel values
@@ -210,3 +219,68 @@ def test_plugin_strategy_by_name(ten_crop_plugin):
     assert {(t, l) for t, l, r in model.seen if r > l} == {(0, 0), (0, 38), (16, 0), (16, 38),
                                                              (8, 19)}
     assert isinstance(build_strategy("multicrop"), MultiCrop)
+
+
+def _dense_by_hand(net, views, scales, n):
+    """Per image: over scales, softmax of the mean score map averaged with its mirror's."""
+    rows = []
+    for i in range(n):
+        per_scale = []
+        for q in scales:
+            x = views[q][i][None].float()
+            per_scale.append((F.softmax(net.dense(x).mean((2, 3)), 1)
+                              + F.softmax(net.dense(x.flip(-1)).mean((2, 3)), 1)) / 2)
+        rows.append(torch.cat(per_scale).mean(0))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("backend", [b for b in available_backends("dense")
+                                     if b in ("onnxruntime", "mkldnn")])
+def test_dense_on_a_backend_of_dynamic_size(tiny, backend):
+    images = [_image(40, 60, 0), _image(50, 50, 1), _image(64, 96, 2)]  # three sizes per Q
+    views = _views(images, [32, 48])
+    net = CompiledNet(tiny, backend, "fp32", dense_size=40)
+    got = build_strategy("dense", batch_size=4)(net, views, [32, 48], RAW)
+    with torch.no_grad():
+        torch.testing.assert_close(got, _dense_by_hand(tiny, views, [32, 48], 3),
+                                   rtol=1e-4, atol=1e-5)
+    assert net.choices == {"dense": (backend, "fp32")}
+
+
+@pytest.fixture
+def measured(tmp_path, monkeypatch):
+    """'auto' measured into a fresh cache file (tests run with VGGKIT_AUTOTUNE=off)."""
+    autotune.forget()
+    monkeypatch.setenv("VGGKIT_AUTOTUNE", "on")
+    monkeypatch.setenv("VGGKIT_AUTOTUNE_CACHE", str(tmp_path / "autotune.json"))
+    yield tmp_path / "autotune.json"
+    autotune.forget()
+
+
+def test_auto_probes_each_output_its_strategies_call(tiny, measured):
+    model = copy.deepcopy(tiny)
+    entry = ModelEntry(model, RAW, [32, 48, 64])
+    strategies = {n: build_strategy(n) for n in ("center", "dense")}
+    compile_nets([entry], strategies, "auto", "fp32")
+    entries = json.loads(measured.read_text())["entries"]
+    # key: machine | torch | ort | device | net | output relu | probe size | candidates
+    keys = {k.split(" | ")[5].split()[0]: k for k in entries}
+    assert sorted(keys) == ["dense", "logits"]
+    # the crops' net at its crop size; the score map at the middle scale Q=48, without jit
+    assert keys["logits"].split(" | ")[6] == "32" and "jit fp32" in keys["logits"]
+    assert keys["dense"].split(" | ")[6] == "48" and "jit" not in keys["dense"].split(" | ")[7]
+    assert "jit fp32" not in entries[keys["dense"]]["ms"]
+    assert entry.compiled.choices["dense"][0] in ("onnxruntime", "mkldnn", "eager")
+    views = _views([_image(48, 70, 0), _image(64, 48, 1)], [32, 48, 64])
+    out = run_batch([entry], strategies, views)
+    with torch.no_grad():
+        torch.testing.assert_close(out["model0/dense"], _dense_by_hand(
+            model, views, [32, 48, 64], 2), rtol=1e-4, atol=1e-5)
+        # centre crops by hand: the middle of the 5x5 grid, mean over scales
+        center = [[F.softmax(model(v[None, :, t:t + 32, l:l + 32].float()), 1)[0]
+                   for v in views[q] for t, l in [((v.shape[1] - 32 + 1) // 2,
+                                                   (v.shape[2] - 32 + 1) // 2)]]
+                  for q in (32, 48, 64)]
+        torch.testing.assert_close(out["model0/center"],
+                                   torch.stack([torch.stack(c) for c in center]).mean(0),
+                                   rtol=1e-4, atol=1e-5)

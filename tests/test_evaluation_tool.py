@@ -102,6 +102,11 @@ def test_tool_end_to_end(setup, baseline):
     assert results["num_images"] == len(IMAGES) and results["images_per_s"] > 0
     model = results["models"][0]
     assert model["scales"] == [35, 40, 45]  # the paper's {S-32, S, S+32}, scaled to crop 32
+    # --backend auto, unmeasured in tests: the static order, without jit for the score map
+    from vggkit.inference.backends import onnxruntime_available
+    assert model["backend"] == ({"logits": "onnxruntime fp32", "dense": "onnxruntime fp32"}
+                                if onnxruntime_available() else
+                                {"logits": "jit fp32", "dense": "mkldnn fp32"})
     saved = load_posteriors(str(post))
     assert sorted(saved.ids) == sorted(f"{c}/img{n}.jpg" for n, (c, _, _) in enumerate(IMAGES))
     for name in ("center", "dense", "multicrop", "dense+multicrop"):
@@ -149,6 +154,20 @@ def test_fusion_of_two_models_and_from_saved_posteriors(setup, baseline):
                       str(tmp / "ab2.npz")]) == 0
     np.testing.assert_allclose(load_posteriors(str(tmp / "ab2.npz")).scores["fusion"], expected,
                                atol=1e-6)
+
+
+def test_a_forced_backend_gives_the_same_posteriors_or_says_why_not(setup, baseline, capsys):
+    tmp, _, cfg, ckpt, *_ = setup
+    assert _run(cfg, ckpt, "--strategy", "dense", "--backend", "mkldnn",
+                "--save-posteriors", tmp / "mkldnn.npz", "--out", tmp / "mkldnn.json") == 0
+    assert json.loads((tmp / "mkldnn.json").read_text())["models"][0]["backend"] == {
+        "dense": "mkldnn fp32"}
+    np.testing.assert_allclose(load_posteriors(str(tmp / "mkldnn.npz")).scores["dense"],
+                               load_posteriors(str(baseline[1])).scores["dense"], atol=1e-5)
+    capsys.readouterr()
+    assert _run(cfg, ckpt, "--strategy", "center", "--backend", "mkldnn") == 2
+    err = capsys.readouterr().err
+    assert "backend 'mkldnn' gives only the dense maps" in err and "--backend eager, or auto" in err
 
 
 def test_plugin_strategy_through_the_tool(setup):

@@ -9,7 +9,7 @@ from PIL import Image
 
 from vggkit.errors import UserError
 from vggkit.inference import backends, distributed
-from vggkit.inference.backends import BackendUnavailableError, choose
+from vggkit.inference.backends import BackendUnavailableError, choose, reduced_precision
 from vggkit.inference.batching import CPU_PASS_PIXELS, pass_pixels, size_batches
 from vggkit.inference.views import image_views
 from vggkit.models import build_vgg
@@ -51,6 +51,19 @@ def test_static_auto_when_not_measured(nets, monkeypatch):
     assert choose("auto", "auto", "cpu", models=[plain], **kw) == ("mkldnn", "fp32")
     assert choose("auto", "auto", "cpu", models=[lrn], **kw) == ("jit", "fp32")
     assert choose("auto", "fp32", "cpu", output="fc6", relu=False) == ("jit", "fp32")
+    # inputs of many sizes (dense evaluation): no traced backend; the score map runs on oneDNN
+    dense = dict(output="dense", dynamic_size=True)
+    assert choose("auto", "auto", "cpu", models=[plain], **dense) == ("mkldnn", "fp32")
+    assert choose("auto", "auto", "cpu", models=[lrn], **dense) == ("eager", "fp32")
+    assert choose("jit", "auto", "cpu", models=[lrn], **dense) == ("jit", "fp32")  # if named
+
+
+def test_reduced_precision_pays_on_cuda_and_native_bf16_cpus_only(monkeypatch):
+    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
+    assert reduced_precision(torch.device("cpu")) == (None, "no AVX-512 BF16/AMX")
+    assert reduced_precision(torch.device("cuda"))[0] == "fp16"
+    monkeypatch.setattr(backends, "cpu_has_bf16", lambda: True)
+    assert reduced_precision(torch.device("cpu"))[0] == "bf16"
 
 
 @pytest.mark.parametrize("backend,precision,device,output,why", [

@@ -17,11 +17,11 @@ from vggkit.commands import (add_cfg_options, add_weights_option, non_negative_i
                              read_config, run_command, weights_config)
 from vggkit.commands.fuse import add_outputs, check_outputs, write_outputs
 from vggkit.errors import UserError
-from vggkit.evaluation import (ModelEntry, Posteriors, build_strategy, check_classes, errors,
-                               evaluate, fuse, load_model, load_posteriors, load_test_set,
-                               result_key)
+from vggkit.evaluation import (ModelEntry, Posteriors, build_strategy, check_classes,
+                               compile_nets, errors, evaluate, fuse, load_model,
+                               load_posteriors, load_test_set, result_key)
 from vggkit.inference.distributed import rank_and_world
-from vggkit.inference.launch import add_launch_options, launch
+from vggkit.inference.launch import add_backend_options, add_launch_options, launch
 
 DEFAULT_STRATEGY = "dense"
 
@@ -52,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="posteriors saved by an earlier run (--save-posteriors) to fuse with "
                    "this run's, strategy by strategy, without re-running those nets")
     add_outputs(p, "write per-image posteriors (.npz with image ids) for later fusion")
+    add_backend_options(p)
     add_launch_options(p, "one shard of the images per process")
     for flag, kind, default, what in (
             ("--batch-size", positive_int, 32,
@@ -71,9 +72,15 @@ def _model_results(entries: Sequence[ModelEntry], names: Sequence[str],
                    merged: dict[str, np.ndarray], labels: np.ndarray) -> list[dict]:
     return [{"label": e.label, "config": e.config, "checkpoint": e.checkpoint,
              "arch": getattr(e.model, "arch", None), "scales": e.scales,
-             "preprocess": e.preprocess,
+             "preprocess": e.preprocess, "backend": _backends(e),
              "results": {n: errors(merged[result_key(m, n)], labels) for n in names}}
             for m, e in enumerate(entries)]
+
+
+def _backends(entry: ModelEntry) -> dict[str, str]:
+    """How each output of the net ran, e.g. ``{'dense': 'onnxruntime fp32'}``."""
+    choices = entry.compiled.choices if entry.compiled is not None else {}
+    return {output: " ".join(choice) for output, choice in choices.items()}
 
 
 def _fused(entries: Sequence[ModelEntry], names: Sequence[str], merged: dict[str, np.ndarray],
@@ -132,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
     test_set = load_test_set(_test_config(args), args.data_root, args.config or "--weights")
     for entry in entries:
         check_classes(entry, test_set)
+    compile_nets(entries, strategies, args.backend, args.precision)
     saved = [load_posteriors(f) for f in args.fuse_posteriors]
     for path, post in zip(args.fuse_posteriors, saved):
         post.meta["source"] = path

@@ -12,12 +12,31 @@ import sys
 from typing import Optional
 
 from vggkit.commands import add_debug_flag, positive_int, run_command
-from vggkit.engine.train import LAUNCHERS, build_runner, load_config
+from vggkit.engine.train import AMP_CHOICES, LAUNCHERS, build_runner, load_config
+
+
+class _TrainParser(argparse.ArgumentParser):
+    """An argument parser that reads ``--amp`` before a non-mode as the bare flag."""
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        argv = list(sys.argv[1:] if args is None else args)
+        return super().parse_known_args(_bare_amp(argv), namespace)
+
+
+def _bare_amp(argv: list[str]) -> list[str]:
+    """``--amp`` followed by anything but a mode made ``--amp=auto``.
+
+    ``--amp`` was a plain switch: ``tools/train.py --amp CONFIG`` must keep
+    meaning auto AMP on CONFIG, where argparse would take CONFIG as the mode.
+    """
+    return ["--amp=auto" if arg == "--amp" and (i + 1 == len(argv) or argv[i + 1] not in
+                                                AMP_CHOICES) else arg
+            for i, arg in enumerate(argv)]
 
 
 def build_parser() -> argparse.ArgumentParser:
     from mmengine.config import DictAction
-    parser = argparse.ArgumentParser(
+    parser = _TrainParser(
         prog="vggkit train", description="Train a VGG net with the paper's recipe (Sect. 3.1).")
     parser.add_argument("config", help="config file, e.g. configs/vgg16_d.py")
     parser.add_argument("--data-root", help="dataset root (ImageNet: DIR/train/<wnid>/*.JPEG, "
@@ -27,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                         help="resume from CKPT, or without a value from the newest checkpoint "
                         "of the work dir (mid-epoch checkpoints continue exactly)")
-    parser.add_argument("--amp", action="store_true",
-                        help="mixed precision: fp16 with loss scaling on CUDA, bf16 on CPU")
+    parser.add_argument("--amp", nargs="?", const="auto", choices=AMP_CHOICES, metavar="MODE",
+                        help="mixed precision. Without MODE ('auto'): fp16 with loss scaling on "
+                        "CUDA, bf16 autocast on CPUs with AVX-512 BF16/AMX, else fp32 (emulated "
+                        "bf16 is slower) with a note; 'bf16' or 'fp16' force that dtype")
     parser.add_argument("--channels-last", action="store_true",
                         help="NHWC memory format for weights and inputs")
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none",

@@ -16,6 +16,9 @@ from typing import Any
 from vggkit.errors import UserError
 
 LAUNCHERS = ("none", "pytorch", "slurm")
+#: --amp MODE: 'auto' is what a bare --amp means
+AMP_CHOICES = ("auto", "bf16", "fp16")
+_TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
 
 def load_config(args: argparse.Namespace) -> Any:
@@ -83,15 +86,47 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def amp_precision(asked: str | None, device: str) -> tuple[str, str | None]:
+    """The training precision of ``--amp asked`` on ``device``, and why, when 'auto' keeps fp32.
+
+    'auto' takes what pays there (:func:`vggkit.inference.backends.reduced_precision`,
+    the rule of inference 'auto' too): fp16 on CUDA, bf16 on a CPU with native
+    bf16, else fp32. A named dtype is taken as it is, if it can run.
+
+    Raises:
+        UserError: an unknown mode, or fp16 asked for without CUDA.
+    """
+    import torch
+
+    from vggkit.inference.backends import reduced_precision
+    if asked is None:
+        return "fp32", None
+    if asked not in AMP_CHOICES:
+        raise UserError(f"--amp {asked!r} is not a mode; use one of {', '.join(AMP_CHOICES)}")
+    if asked == "auto":
+        paying, why = reduced_precision(torch.device(device))
+        if paying is None:
+            return "fp32", (f"--amp: training in fp32: this {torch.device(device).type.upper()} "
+                            f"has {why}, where bf16 autocast is emulated and slower than fp32 "
+                            "(--amp bf16 forces it)")
+        return paying, None
+    if asked == "fp16" and torch.device(device).type != "cuda":
+        raise UserError(f"--amp fp16 needs CUDA (here: {device}): mmengine's fp16 AMP with loss "
+                        "scaling is CUDA-only; use --amp bf16, or --amp alone for auto")
+    return asked, None
+
+
 def _apply_precision(cfg: Any, args: argparse.Namespace) -> None:
-    if args.amp:
-        if _cuda():
-            cfg.optim_wrapper.type = "AmpOptimWrapper"
-            cfg.optim_wrapper.dtype = "float16"
-            cfg.optim_wrapper.loss_scale = "dynamic"
-        else:
-            # mmengine's AmpOptimWrapper is CUDA-only; bf16 needs no loss scaling
-            cfg.model.autocast = "bfloat16"
+    precision, note = amp_precision(getattr(args, "amp", None), "cuda" if _cuda() else "cpu")
+    if note is not None:
+        print(f"vggkit train: {note}", file=sys.stderr)
+    if precision != "fp32" and _cuda():
+        cfg.optim_wrapper.type = "AmpOptimWrapper"
+        cfg.optim_wrapper.dtype = _TORCH_DTYPES[precision]
+        cfg.optim_wrapper.loss_scale = "dynamic"
+    elif precision != "fp32":
+        # mmengine's AmpOptimWrapper is CUDA-only; bf16 needs no loss scaling
+        cfg.model.autocast = _TORCH_DTYPES[precision]
     if args.channels_last:
         cfg.model.channels_last = True
         cfg.model.data_preprocessor.channels_last = True

@@ -3,7 +3,8 @@ model fusion, top-k error, and the test tool.
 
 Modules: :mod:`~vggkit.evaluation.strategies` (the strategies, ``build_strategy``),
 :mod:`~vggkit.evaluation.loading` (a net and a test set from configs),
-:mod:`~vggkit.evaluation.loop` (every net × strategy over the images, sharded),
+:mod:`~vggkit.evaluation.loop` (every net × strategy over the images, sharded; each
+net on its measured fastest backend),
 :mod:`~vggkit.evaluation.metrics` (``topk_error``, ``TopKError``, error tables),
 :mod:`~vggkit.evaluation.posteriors` (save, load, fuse per-image posteriors),
 :mod:`~vggkit.commands.test` and :mod:`~vggkit.commands.fuse` (CLIs). They stand on
@@ -20,7 +21,7 @@ _EXPORTS = {
     "build_strategy": "strategies", "EvalStrategy": "strategies", "CropStrategy": "strategies",
     "ModelEntry": "loading", "TestSet": "loading", "load_model": "loading",
     "load_test_set": "loading", "check_classes": "loading",
-    "evaluate": "loop", "result_key": "loop",
+    "evaluate": "loop", "result_key": "loop", "compile_nets": "loop",
     "Posteriors": "posteriors", "fuse": "posteriors", "load_posteriors": "posteriors",
     "save_posteriors": "posteriors",
 }

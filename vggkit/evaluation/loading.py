@@ -14,7 +14,12 @@ from vggkit.engine.scales import (check_scales, default_test_scales, innermost_d
 
 @dataclass
 class ModelEntry:
-    """A net ready for evaluation with its preprocessing and test scales."""
+    """A net ready for evaluation with its preprocessing and test scales.
+
+    ``compiled`` is the net on its inference backends
+    (:func:`vggkit.evaluation.loop.compile_nets`); without it the strategies
+    run ``model`` eagerly.
+    """
 
     model: nn.Module
     preprocess: dict[str, Any]
@@ -22,6 +27,12 @@ class ModelEntry:
     config: str = ""
     checkpoint: str = ""
     meta: dict[str, Any] = field(default_factory=dict)
+    compiled: Any = None
+
+    @property
+    def net(self) -> Any:
+        """What the strategies run: the compiled net, else the model itself."""
+        return self.model if self.compiled is None else self.compiled
 
     @property
     def label(self) -> str:

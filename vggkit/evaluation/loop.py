@@ -1,6 +1,7 @@
 """The evaluation loop: every model × strategy over the test images, sharded over ranks."""
 from __future__ import annotations
 
+import statistics
 import time
 from typing import Mapping, Sequence
 
@@ -9,10 +10,29 @@ import torch
 from torch.utils.data import DataLoader
 
 from vggkit.evaluation.loading import ModelEntry
-from vggkit.evaluation.strategies import Combined, EvalStrategy
+from vggkit.evaluation.strategies import Combined, EvalStrategy, strategy_outputs
 from vggkit.inference.distributed import (Shard, gather_shards, merge_shards, progress_bar,
                                           rank_and_world, shard)
+from vggkit.inference.runners import CompiledNet
 from vggkit.inference.views import RescaledImages, aspect_order, collate_views
+
+
+def compile_nets(entries: Sequence[ModelEntry], strategies: Mapping[str, EvalStrategy],
+                 backend: str = "auto", precision: str = "auto") -> None:
+    """Put every net on the backend chosen for each output its strategies call.
+
+    'auto' measures the fastest path per net and output
+    (:mod:`vggkit.inference.autotune`); the score map of dense evaluation
+    takes images of every size, so it is probed at the net's middle test scale
+    among the backends of dynamic size. Done before the images, on every rank
+    in the same order (rank 0 decides 'auto' for all), so the probe and any
+    export are not counted in the evaluation's time.
+    """
+    outputs = list(dict.fromkeys(o for s in strategies.values() for o in strategy_outputs(s)))
+    for entry in entries:
+        entry.compiled = CompiledNet(entry.model, backend, precision,
+                                     dense_size=int(statistics.median_low(entry.scales)))
+        entry.compiled.prepare(outputs)
 
 
 def result_key(model_index: int, strategy: str) -> str:
@@ -37,7 +57,7 @@ def run_batch(entries: Sequence[ModelEntry], strategies: Mapping[str, EvalStrate
             if isinstance(strategy, Combined) and all(p.name in done for p in parts):
                 post = strategy.combine([done[p.name] for p in parts])
             else:
-                post = strategy(entry.model, views, entry.scales, entry.preprocess)
+                post = strategy(entry.net, views, entry.scales, entry.preprocess)
             done[name] = post
             out[result_key(m, name)] = post
     return out

@@ -12,8 +12,12 @@ averages them over a list of scales. Built-in strategies, registered by name in
 * ``dense+multicrop``: the mean of the two posteriors.
 
 ``crop`` is the model's training crop size (``model.input_size``: 224 for the
-paper's nets). A plugin adds a strategy by subclassing :class:`CropStrategy`
-(override :meth:`CropStrategy.offsets`) or :class:`EvalStrategy` (override
+paper's nets). ``model`` is anything called like a VGG: the VGG itself (eager),
+or a :class:`~vggkit.inference.runners.CompiledNet` running ``model(crops)``
+and ``model.dense(images)`` on the backend chosen for each; a strategy names
+the outputs it calls in :attr:`EvalStrategy.outputs`, so that they are built
+before the images come. A plugin adds a strategy by subclassing
+:class:`CropStrategy` (override :meth:`CropStrategy.offsets`) or :class:`EvalStrategy` (override
 :meth:`EvalStrategy.scale_posteriors`) and registering the class through the
 ``vggkit_register_eval_strategies`` hook.
 """
@@ -62,6 +66,8 @@ class EvalStrategy(abc.ABC):
     #: registry name, set by subclasses (used in messages and result keys)
     name: str = ""
     default_flip: bool = True
+    #: the outputs the strategy calls: 'logits' (``model(x)``), 'dense' (``model.dense(x)``)
+    outputs: tuple[str, ...] = ("logits", "dense")
 
     def __init__(self, batch_size: int = 32, flip: bool | None = None) -> None:
         if batch_size < 1:
@@ -119,6 +125,8 @@ class CropStrategy(EvalStrategy):
     images of a call are batched together, ``batch_size`` crops at a time (on
     CPU fewer: :data:`~vggkit.inference.batching.CPU_PASS_PIXELS`).
     """
+
+    outputs = ("logits",)
 
     @abc.abstractmethod
     def offsets(self, height: int, width: int, crop: int) -> list[tuple[int, int]]:
@@ -202,6 +210,7 @@ class Dense(EvalStrategy):
     """
 
     name = "dense"
+    outputs = ("dense",)
 
     def scale_posteriors(self, model: nn.Module, images: Sequence[Tensor],
                          preprocess: Preprocess | None) -> Tensor:
@@ -247,6 +256,11 @@ class Combined(EvalStrategy):
         self.parts = [p if isinstance(p, EvalStrategy) else build_strategy(p, **kwargs)
                       for p in names]
 
+    @property
+    def outputs(self) -> tuple[str, ...]:  # type: ignore[override]
+        """The outputs its parts call."""
+        return tuple(dict.fromkeys(o for p in self.parts for o in strategy_outputs(p)))
+
     def combine(self, posteriors: Sequence[Tensor]) -> Tensor:
         """The combination of the parts' posteriors (their mean)."""
         return torch.stack(list(posteriors)).mean(0)
@@ -261,6 +275,11 @@ class DenseMultiCrop(Combined):
 
     name = "dense+multicrop"
     parts_default = ("dense", "multicrop")
+
+
+def strategy_outputs(strategy: Any) -> tuple[str, ...]:
+    """The net outputs ``strategy`` calls (a plain callable may call both)."""
+    return tuple(getattr(strategy, "outputs", ("logits", "dense")))
 
 
 def strategy_names() -> list[str]:

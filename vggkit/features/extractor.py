@@ -124,11 +124,12 @@ class FeatureExtractor:
                     f"{net.model.input_size}); use --scales of at least {need}")
             if self.layer == "fc7":
                 net.model.pre_logits_relu = self.relu  # the model reads it in dense_pre_logits
-        # 'auto' is measured at the smallest test scale (and cached: a resumed store
-        # on the same machine resolves it the same way)
+        # 'auto' is measured at the smallest test scale among the backends that take
+        # images of any size (every Q and aspect ratio reaches the same runner)
         self.backend, self.precision = choose(
             self.backend, self.precision, self.device, models=[n.model for n in self.nets],
-            output=self.layer, relu=self.relu, example_size=min(self.scales))
+            output=self.layer, relu=self.relu, example_size=min(self.scales),
+            dynamic_size=True)
 
     @property
     def dim(self) -> int:

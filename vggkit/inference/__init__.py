@@ -8,7 +8,10 @@
 * :mod:`~vggkit.inference.backends` -- the backends (eager, jit, mkldnn,
   onnxruntime), precisions, and the one resolver of 'auto'.
 * :mod:`~vggkit.inference.runners` -- :func:`compile_for_inference`: one output
-  of a VGG as a function on the chosen backend.
+  of a VGG as a function on the chosen backend; :class:`CompiledNet`: a VGG's
+  ``forward`` and ``dense`` each on theirs.
+* :mod:`~vggkit.inference.autotune` -- 'auto' measured: the probe, its cache,
+  rank 0 deciding for all ranks.
 * :mod:`~vggkit.inference.distributed` -- device, process group, rank, shards
   of the work and their gathering.
 """
@@ -21,7 +24,7 @@ _EXPORTS = {
     "size_batches": "batching",
     "Backend": "backends", "BACKENDS": "backends", "PRECISIONS": "backends",
     "available_backends": "backends",
-    "compile_for_inference": "runners", "dense_output": "runners",
+    "compile_for_inference": "runners", "dense_output": "runners", "CompiledNet": "runners",
     "choose_device": "distributed", "init_distributed": "distributed",
     "rank_and_world": "distributed",
 }

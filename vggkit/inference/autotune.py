@@ -3,14 +3,23 @@
 On first use per key (CPU model + ISA flags, threads, torch and onnxruntime
 versions, device, the nets' parameter shapes, output, ReLU, probe size), every
 candidate path (:func:`offered`) is built and timed on one fixed input (batch 1
-at the nets' size or the caller's): a warm-up, then ``ROUNDS`` rounds in
-rotated order, median per candidate. A candidate whose output disagrees with
-fp32 eager (cosine < ``MIN_COSINE``, or another top-1 for logits) is rejected
-with its reason. The fastest that agrees is kept and cached, with the figures,
-in ``autotune.json`` under ``$VGGKIT_CACHE`` (``VGGKIT_AUTOTUNE_CACHE`` or the
+at the nets' size or the caller's): a warm-up that is also the check, then up
+to ``ROUNDS`` rounds in rotated order, median per candidate. A candidate whose
+output disagrees with fp32 eager (cosine < ``MIN_COSINE``, or another top-1
+for logits) is rejected with its reason; one whose best time is over
+``PRUNE_RATIO`` times the best candidate's leaves the race early (its figure is
+then the median of fewer rounds), and the last one left is not timed further.
+The fastest that agrees is kept and cached, with the figures, in
+``autotune.json`` under ``$VGGKIT_CACHE`` (``VGGKIT_AUTOTUNE_CACHE`` or the
 ``cache`` argument override the file), so later runs resolve 'auto' from the
 cache without timing: a feature store resumed on the same machine sees the
 same backend. The choice is printed once per process per key on stderr.
+
+The probe's dominant cost is building the candidates (ONNX export, tracing),
+so the winner's runners are handed to the compile that follows
+(:func:`vggkit.inference.runners.keep_prebuilt`) instead of being built again,
+and fp32 eager, the reference, is built and run once. In a process group only
+rank 0 probes (or reads its cache) and the others take its choice.
 
 ``VGGKIT_AUTOTUNE=off`` skips probing: 'auto' then takes the first available
 of :data:`STATIC_ORDER` (what 'auto' did before measuring).
@@ -28,16 +37,27 @@ from typing import Callable, Sequence
 import torch
 from torch import nn
 
-from vggkit.inference.backends import Backend, cpu_has_bf16, onnxruntime_available, unavailable
+from vggkit.inference import runners
+from vggkit.inference.backends import (DYNAMIC_SIZE_BACKENDS, Backend, onnxruntime_available,
+                                       reduced_precision, unavailable)
 
 ROUNDS = 3
 MIN_COSINE = 0.999
+#: a candidate whose best time is over this many times the best candidate's best
+#: time stops being timed; best times only err upwards (a busy machine slows a
+#: run, never speeds it up), so a truly fast candidate is not dropped by noise
+PRUNE_RATIO = 1.5
+#: calls before timing: TorchScript's profiling executor optimises on its second call
+WARMUPS = {"jit": 2}
 #: every (backend, precision) pair 'auto' may pick, in the order they are listed
 CANDIDATES = (("onnxruntime", "fp32"), ("jit", "fp32"), ("mkldnn", "fp32"),
               ("eager", "fp32"), ("eager", "bf16"), ("eager", "fp16"))
+REFERENCE = ("eager", "fp32")
 #: 'auto' without probing (VGGKIT_AUTOTUNE=off, or no net to probe)
 STATIC_ORDER = (Backend.ONNXRUNTIME, Backend.MKLDNN, Backend.JIT, Backend.EAGER)
 _SHORT = {"onnxruntime": "ort", "jit": "jit", "mkldnn": "mkldnn", "eager": "eager"}
+#: the backends a reader may wonder about when they were not offered
+_NOTED = ("bf16", "onnxruntime", "jit")
 
 _memo: dict[tuple[str, str], tuple[str, str]] = {}   # (cache file, key) -> choice
 _printed: set[str] = set()
@@ -61,31 +81,35 @@ def cache_path(cache: str | os.PathLike | None = None) -> str:
 
 
 def forget() -> None:
-    """Drop this process's memory of choices and messages (tests)."""
+    """Drop this process's memory of choices, messages and handed-over runners (tests)."""
     _memo.clear()
     _printed.clear()
+    runners.drop_prebuilt()
 
 
 def offered(device: torch.device, precision: str, models: Sequence[nn.Module], output: str,
-            relu: bool | None) -> tuple[list[tuple[str, str]], dict[str, str]]:
+            relu: bool | None, dynamic_size: bool = False
+            ) -> tuple[list[tuple[str, str]], dict[str, str]]:
     """The candidate ``(backend, precision)`` pairs that can run here, and why the others not.
 
-    ``precision`` other than 'auto' keeps only that precision. bf16 is offered on
-    CPUs with native bf16 (AVX-512 BF16 / AMX) only, fp16 on CUDA only, unless
-    asked for by name.
+    ``precision`` other than 'auto' keeps only that precision. A reduced
+    precision is offered where it pays (:func:`~vggkit.inference.backends.reduced_precision`:
+    bf16 on CPUs with native bf16, fp16 on CUDA) unless asked for by name.
+    ``dynamic_size`` keeps only the backends that take any input size.
     """
     found, why_not = [], {}
+    paying, why_slow = reduced_precision(device)
     for backend, prec in CANDIDATES:
         if precision not in ("auto", prec):
             continue
         name = f"{backend} {prec}"
-        if precision == "auto" and prec == "bf16":
-            if device.type != "cpu":
-                continue
-            if not cpu_has_bf16():
-                why_not["bf16"] = "no AVX-512 BF16/AMX"
-                continue
+        if precision == "auto" and prec not in ("fp32", paying):
+            if prec == "bf16" and device.type == "cpu":
+                why_not["bf16"] = why_slow
+            continue
         reason = unavailable(Backend(backend), device, prec, models, output, relu)
+        if reason is None and dynamic_size and backend not in DYNAMIC_SIZE_BACKENDS:
+            reason = "fixed to the traced input size, and the inputs vary in size"
         if reason is None:
             found.append((backend, prec))
         elif prec != "fp16" or device.type == "cuda":
@@ -142,10 +166,8 @@ def probe_size(model: nn.Module, output: str, size: int | None) -> int:
 
 def build_runner(model: nn.Module, output: str, relu: bool | None, backend: str,
                  precision: str, device: torch.device, size: int) -> Callable:
-    """One candidate, built as :func:`compile_for_inference` builds it (tests wrap this)."""
-    from vggkit.inference.runners import compile_for_inference
-    return compile_for_inference(model, output, backend, device=device, precision=precision,
-                                 channels_last=backend == "eager", relu=relu, example_size=size)
+    """One candidate, built so that the compile after the probe can take it (tests wrap this)."""
+    return runners.probe_compile(model, output, relu, backend, precision, device, size)
 
 
 def _agreement(out: torch.Tensor, ref: torch.Tensor, output: str) -> str | None:
@@ -168,57 +190,112 @@ def _agreement(out: torch.Tensor, ref: torch.Tensor, output: str) -> str | None:
     return None
 
 
-def _sync(device: torch.device) -> None:
+def _timed(runs: Sequence[Callable], inputs: Sequence[torch.Tensor],
+           device: torch.device) -> tuple[float, list[torch.Tensor]]:
+    """Seconds one call of every model's runner takes, and their outputs."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    outs = [run(x) for run, x in zip(runs, inputs)]
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start, outs
+
+
+def _why(e: Exception) -> str:
+    return str(e).splitlines()[0][:120] if str(e) else type(e).__name__
+
+
+class _Race:
+    """The candidates of one probe: built, checked against fp32 eager, timed.
+
+    Every call is timed; the warm-ups count for :data:`PRUNE_RATIO` (their
+    times only err upwards), the rounds for the median.
+    """
+
+    def __init__(self, device: torch.device, models: Sequence[nn.Module], output: str,
+                 relu: bool | None, inputs: Sequence[torch.Tensor]) -> None:
+        self.device, self.models, self.output, self.relu = device, models, output, relu
+        self.inputs = inputs
+        self.runs: dict[str, list[Callable]] = {}
+        self.warm: dict[str, list[float]] = {}
+        self.times: dict[str, list[float]] = {}
+        self.rejected: dict[str, str] = {}
+        self.refs: list[torch.Tensor] = []
+
+    def _build(self, backend: str, precision: str) -> list[Callable]:
+        return [build_runner(m, self.output, self.relu, backend, precision, self.device,
+                             x.shape[-1]) for m, x in zip(self.models, self.inputs)]
+
+    def reference(self, offered_too: bool) -> None:
+        """fp32 eager's outputs, the reference; it enters the race when it is a candidate."""
+        runs = self._build(*REFERENCE)
+        seconds, outs = _timed(runs, self.inputs, self.device)
+        self.refs = [o.float().cpu() for o in outs]
+        if offered_too:
+            self.runs[" ".join(REFERENCE)], self.warm[" ".join(REFERENCE)] = runs, [seconds]
+
+    def enter(self, backend: str, precision: str) -> None:
+        """Build, check and warm up one candidate; a failure rejects it with its reason."""
+        name = f"{backend} {precision}"
+        try:
+            runs = self._build(backend, precision)
+            seconds, outs = _timed(runs, self.inputs, self.device)  # the first warm-up checks
+            for out, ref in zip(outs, self.refs):
+                why = _agreement(out.cpu(), ref, self.output)
+                if why is not None:
+                    raise ValueError(why)
+            warm = [seconds] + [_timed(runs, self.inputs, self.device)[0]
+                                for _ in range(WARMUPS.get(backend, 1) - 1)]
+        except Exception as e:  # noqa: BLE001 -- a candidate that fails is rejected, not fatal
+            self.rejected[name] = _why(e)
+            return
+        self.runs[name], self.warm[name] = runs, warm
+
+    def _best(self, name: str) -> float:
+        return min(self.warm[name] + self.times.get(name, []))
+
+    def run(self, rounds: int) -> str:
+        """Time the entrants in rotated order, dropping the clearly slower; the fastest.
+
+        A race of one stops after the round that gives its figure.
+        """
+        alive = list(self.runs)
+        for r in range(rounds):
+            if r and len(alive) == 1:
+                break
+            for name in alive[r % len(alive):] + alive[:r % len(alive)]:
+                self.times.setdefault(name, []).append(
+                    _timed(self.runs[name], self.inputs, self.device)[0])
+            fastest = min(self._best(n) for n in alive)
+            alive = [n for n in alive if self._best(n) <= PRUNE_RATIO * fastest]
+        return min(alive, key=lambda n: statistics.median(self.times[n]))
 
 
 def probe(found: Sequence[tuple[str, str]], device: torch.device, models: Sequence[nn.Module],
-          output: str, relu: bool | None, size: int | None, rounds: int = ROUNDS) -> dict:
-    """Time and check every candidate; return the record that is cached.
+          output: str, relu: bool | None, size: int | None,
+          rounds: int = ROUNDS) -> tuple[dict, list[Callable]]:
+    """Time and check every candidate; the record that is cached and the winner's runners.
 
     Returns:
-        ``{'backend', 'precision', 'ms': {name: median ms}, 'rejected': {name: why}}``
-        where the time of a candidate is summed over ``models``.
+        ``({'backend', 'precision', 'ms': {name: median ms}, 'rejected': {name: why}},
+        [runner per model])`` where the time of a candidate is summed over ``models``.
     """
     gen = torch.Generator().manual_seed(0)
     inputs = [torch.randn(1, 3, s, s, generator=gen).to(device)
               for s in (probe_size(m, output, size) for m in models)]
-    refs = []
-    for m, x in zip(models, inputs):
-        ref_run = build_runner(m, output, relu, "eager", "fp32", device, x.shape[-1])
-        refs.append(ref_run(x).float().cpu())
-    runs: dict[str, list[Callable]] = {}
-    rejected: dict[str, str] = {}
-    for backend, prec in found:
-        name = f"{backend} {prec}"
-        try:
-            runs[name] = [build_runner(m, output, relu, backend, prec, device, x.shape[-1])
-                          for m, x in zip(models, inputs)]
-            for run, x, ref in zip(runs[name], inputs, refs):  # the warm-up is the check
-                why = _agreement(run(x).cpu(), ref, output)
-                if why is not None:
-                    raise ValueError(why)
-                run(x)  # a second warm-up: TorchScript optimises on its second call
-        except Exception as e:  # noqa: BLE001 -- a candidate that fails is rejected, not fatal
-            rejected[name] = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
-            runs.pop(name, None)
-    if not runs:
-        raise RuntimeError(f"no inference path agrees with fp32 eager: {rejected}")
-    names = list(runs)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            _sync(device)
-            start = time.perf_counter()
-            for run, x in zip(runs[name], inputs):
-                run(x)
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-    ms = {n: round(statistics.median(t) * 1e3, 3) for n, t in times.items()}
-    best = min(names, key=lambda n: ms[n])
+    race = _Race(device, models, output, relu, inputs)
+    race.reference(REFERENCE in found)
+    for pair in found:
+        if pair != REFERENCE:
+            race.enter(*pair)
+    if not race.runs:
+        raise RuntimeError(f"no inference path agrees with fp32 eager: {race.rejected}")
+    best = race.run(rounds)
+    ms = {n: round(statistics.median(t) * 1e3, 3) for n, t in race.times.items()}
     backend, prec = best.split(" ")
-    return {"backend": backend, "precision": prec, "ms": ms, "rejected": rejected}
+    return ({"backend": backend, "precision": prec, "ms": ms, "rejected": race.rejected},
+            race.runs[best])
 
 
 def _read(path: str) -> dict:
@@ -249,7 +326,7 @@ def message(record: dict, why_not: dict[str, str], key: str) -> str:
                         f" {v:.1f} ms" for n, v in sorted(record["ms"].items(), key=lambda kv: kv[1]))
     notes = [f"{n} rejected: {why}" for n, why in record.get("rejected", {}).items()]
     notes += [f"{n} not offered: {why}" for n, why in why_not.items()
-              if n == "bf16" or n.startswith("onnxruntime")]
+              if n.split()[0] in _NOTED]
     parts = key.split(" | ")
     what = f"{parts[4].split('#')[0]}/{parts[5].split(' ')[0]}"
     cpu = parts[0].split(" [")[0]
@@ -258,25 +335,54 @@ def message(record: dict, why_not: dict[str, str], key: str) -> str:
             f"({figures}{tail})")
 
 
-def resolve(found: Sequence[tuple[str, str]], why_not: dict[str, str], device: torch.device,
-            models: Sequence[nn.Module], output: str, relu: bool | None, size: int | None,
-            cache: str | os.PathLike | None = None) -> tuple[str, str]:
-    """The measured choice among ``found`` (cached; probed on first use per key)."""
-    path = cache_path(cache)
-    key = probe_key(device, models, output, relu, size) + " | " + ",".join(
-        f"{b} {p}" for b, p in found)
+def _measured(path: str, key: str, found: Sequence[tuple[str, str]], why_not: dict[str, str],
+              device: torch.device, models: Sequence[nn.Module], output: str,
+              relu: bool | None, size: int | None) -> tuple[str, str]:
+    """This process's choice: remembered, cached, or probed (its runners then handed over)."""
     if (path, key) in _memo:
         return _memo[(path, key)]
     record = _read(path)["entries"].get(key)
     usable = record is not None and (record.get("backend"), record.get("precision")) in \
         [tuple(p) for p in found]
     if not usable:
-        record = probe(found, device, models, output, relu, size)
+        runners.drop_prebuilt()  # an earlier probe's unclaimed winner: free its memory first
+        record, built = probe(found, device, models, output, relu, size)
+        for model, run in zip(models, built):
+            runners.keep_prebuilt(model, output, relu, record["backend"], record["precision"],
+                                  device, run)
         record["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
         _write(path, key, record)
     choice = (record["backend"], record["precision"])
     _memo[(path, key)] = choice
+    _say_once(key, message(record, why_not, key))
+    return choice
+
+
+def _say_once(key: str, text: str) -> None:
     if key not in _printed:
         _printed.add(key)
-        print(message(record, why_not, key), file=sys.stderr)
+        print(text, file=sys.stderr)
+
+
+def resolve(found: Sequence[tuple[str, str]], why_not: dict[str, str], device: torch.device,
+            models: Sequence[nn.Module], output: str, relu: bool | None, size: int | None,
+            cache: str | os.PathLike | None = None) -> tuple[str, str]:
+    """The measured choice among ``found`` (cached; probed on first use per key).
+
+    In a process group rank 0 decides and the other ranks take its choice: one
+    probe instead of one per rank, timed while the other ranks wait (ranks
+    sharing a machine would otherwise slow each other's timings), and one
+    choice for the whole run. Every rank must call it, in the same order.
+    """
+    from vggkit.inference.distributed import on_rank0
+    path = cache_path(cache)
+    key = probe_key(device, models, output, relu, size) + " | " + ",".join(
+        f"{b} {p}" for b, p in found)
+    choice = tuple(on_rank0(lambda: _measured(path, key, found, why_not, device, models,
+                                              output, relu, size)))
+    if choice not in [tuple(p) for p in found]:  # rank 0's choice cannot run on this rank
+        fallback = static_choice(found, device)
+        _say_once(f"fallback | {key}", f"vggkit auto: rank 0 chose {' '.join(choice)}, which "
+                  f"cannot run on this rank; {' '.join(fallback)} instead")
+        return fallback
     return choice

@@ -40,9 +40,13 @@ class Backend(str, Enum):
 BACKENDS = tuple(b.value for b in Backend)
 #: 'fp16' and 'bf16' are autocast dtypes of the eager backend; the others run fp32
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-#: the dense maps the mkldnn backend gives (its blocked tensors have no flatten
-#: for the FC path, and fc6 before its ReLU is not a module output)
-MKLDNN_OUTPUTS = ("pool5", "fc6", "fc7")
+#: the maps over whole images the mkldnn backend gives: class scores, pool5, fc6, fc7 (its
+#: blocked tensors have no flatten for the FC path, and fc6 before its ReLU is not a
+#: module output)
+MKLDNN_OUTPUTS = ("dense", "pool5", "fc6", "fc7")
+#: the backends whose compiled net takes any input height and width: jit is left out,
+#: since tracing records the model's Python-level shape logic at the traced size
+DYNAMIC_SIZE_BACKENDS = ("onnxruntime", "mkldnn", "eager")
 #: leaf modules oneDNN's blocked tensors run through (anything else, e.g. LRN: not mkldnn)
 _MKLDNN_LEAVES = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.BatchNorm2d, nn.Dropout)
 
@@ -60,6 +64,20 @@ def cpu_has_bf16() -> bool:
     """Whether the CPU computes bf16 natively (AVX-512 BF16 or AMX), per /proc/cpuinfo."""
     from vggkit.machine import machine_info
     return any(flag in machine_info()["isa"] for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def reduced_precision(device: torch.device) -> tuple[str | None, str]:
+    """The reduced precision that runs faster than fp32 on ``device``, or None; and why.
+
+    fp16 on CUDA; bf16 on a CPU that computes it natively (AVX-512 BF16 or
+    AMX) -- elsewhere bf16 is emulated and slower than fp32. Inference 'auto'
+    and training ``--amp`` both decide by this.
+    """
+    if device.type == "cuda":
+        return "fp16", "CUDA"
+    if device.type == "cpu":
+        return ("bf16", "native bf16") if cpu_has_bf16() else (None, "no AVX-512 BF16/AMX")
+    return None, f"no reduced precision known to pay on {device.type}"
 
 
 def onednn_runs(model: nn.Module) -> bool:
@@ -88,7 +106,7 @@ def unavailable(backend: Backend, device: torch.device, precision: str,
     if not torch.backends.mkldnn.is_available():
         return "needs a PyTorch built with oneDNN"
     if output not in MKLDNN_OUTPUTS or (output == "fc6" and relu is False):
-        return "gives only the dense maps pool5, fc6 after its ReLU and fc7"
+        return "gives only the dense maps (class scores, pool5, fc6 after its ReLU, fc7)"
     if not all(onednn_runs(m) for m in models):
         return "needs layers oneDNN runs (no LRN)"
     return None
@@ -96,7 +114,8 @@ def unavailable(backend: Backend, device: torch.device, precision: str,
 
 def choose(backend: str, precision: str, device: str | torch.device, *,
            models: Iterable[nn.Module] = (), output: str = "logits", relu: bool | None = None,
-           example_size: int | None = None, cache: str | None = None) -> tuple[str, str]:
+           example_size: int | None = None, dynamic_size: bool = False,
+           cache: str | None = None) -> tuple[str, str]:
     """The backend and precision that run ``output`` of ``models`` on ``device``.
 
     A backend named outright must be able to run here; its 'auto' precision is
@@ -104,8 +123,10 @@ def choose(backend: str, precision: str, device: str | torch.device, *,
     'auto' is measured (:mod:`vggkit.inference.autotune`): the fastest of the
     paths that can run here (only those of ``precision`` unless 'auto') that
     agrees with fp32 eager, probed once per machine/net/output at
-    ``example_size`` and cached. With ``VGGKIT_AUTOTUNE=off``, or no model to
-    probe, it is the first available of onnxruntime, mkldnn, jit, eager.
+    ``example_size`` and cached. ``dynamic_size`` (inputs of many sizes, e.g.
+    dense evaluation) leaves out the backends of fixed size (jit). With
+    ``VGGKIT_AUTOTUNE=off``, or no model to probe, it is the first available of
+    onnxruntime, mkldnn, jit, eager. In a process group, rank 0 decides for all.
 
     Returns:
         ``(backend, precision)`` as plain names, e.g. ``('onnxruntime', 'fp32')``.
@@ -121,7 +142,7 @@ def choose(backend: str, precision: str, device: str | torch.device, *,
     device, asked, models = torch.device(device), Backend(backend), list(models)
     if asked is Backend.AUTO:
         from vggkit.inference import autotune
-        found, why_not = autotune.offered(device, precision, models, output, relu)
+        found, why_not = autotune.offered(device, precision, models, output, relu, dynamic_size)
         if not found:  # e.g. bf16 asked on a device where eager cannot run it
             reason = unavailable(Backend.EAGER, device, precision, models, output, relu)
             raise BackendUnavailableError(

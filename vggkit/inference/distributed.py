@@ -11,7 +11,7 @@ whatever ``len(items) % world_size``.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +22,7 @@ from vggkit.errors import UserError
 #: one rank's results: item indices and, per key, the rows for them
 Shard = tuple[list[int], dict[str, np.ndarray]]
 LAUNCHERS = ("none", "pytorch")
+T = TypeVar("T")
 
 
 def rank_and_world() -> tuple[int, int]:
@@ -77,18 +78,44 @@ def barrier() -> None:
         dist.barrier()
 
 
+def _from_rank0(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (``value`` itself outside a process group)."""
+    if dist.is_available() and dist.is_initialized():
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        value = box[0]
+    return value
+
+
 def share_outcome(error: BaseException | None) -> None:
     """Raise rank 0's ``error`` on every rank (None: rank 0 succeeded).
 
     Every rank must call it, so that a failure of rank 0 stops all ranks
     instead of leaving them waiting for it at the next collective.
     """
-    if dist.is_available() and dist.is_initialized():
-        box: list[BaseException | None] = [error]
-        dist.broadcast_object_list(box, src=0)
-        error = box[0]
+    error = _from_rank0(error)
     if error is not None:
         raise error
+
+
+def on_rank0(compute: Callable[[], T]) -> T:
+    """``compute()`` run by rank 0 only; its result, or its error, on every rank.
+
+    Every rank must call it (the others wait for rank 0). Outside a process
+    group it is ``compute()``.
+    """
+    if rank_and_world()[1] == 1:
+        return compute()
+    outcome: tuple[Any, BaseException | None] = (None, None)
+    if rank_and_world()[0] == 0:
+        try:
+            outcome = (compute(), None)
+        except Exception as e:  # noqa: BLE001 -- raised below, on every rank
+            outcome = (None, e)
+    value, error = _from_rank0(outcome)
+    if error is not None:
+        raise error
+    return value
 
 
 def progress_bar(total: int, desc: str, enabled: bool = True, **options: Any) -> Any:

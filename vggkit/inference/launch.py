@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from vggkit.commands import positive_int
+from vggkit.inference.backends import BACKENDS, PRECISIONS
 from vggkit.inference.distributed import LAUNCHERS, choose_device, init_distributed
 
 
@@ -21,6 +22,20 @@ def add_launch_options(parser: argparse.ArgumentParser, sharing: str) -> argpars
                         help="torch CPU threads (default: torch's choice); 1 is fastest for "
                         "small nets on a busy machine")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def add_backend_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--backend`` and ``--precision``: how the nets run (default: measured 'auto')."""
+    parser.add_argument("--backend", choices=BACKENDS, default="auto",
+                        help="'auto' (default): the fastest path measured on this machine that "
+                        "agrees with fp32 eager, probed once per net and cached; 'onnxruntime' "
+                        "(CPU, fp32, if installed); 'mkldnn' (oneDNN blocked layout, CPU, fp32, "
+                        "dense maps only); 'jit' (TorchScript, fp32); 'eager' (plain PyTorch)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="'auto' (default): fp32, or with --backend auto also bf16 on CPUs "
+                        "with AVX-512 BF16/AMX and fp16 on CUDA when measured faster and in "
+                        "agreement; 'bf16'/'fp16' force autocast on the eager backend")
     return parser
 
 

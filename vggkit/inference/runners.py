@@ -3,14 +3,19 @@
 :func:`compile_for_inference` does the one-time work of a backend (tracing,
 export, layout conversion) and returns a plain function, so callers run every
 backend the same way. :mod:`vggkit.inference.backends` chooses the backend.
+The runners the 'auto' probe built for its winner are handed over
+(:func:`keep_prebuilt`), so the winner is not exported or traced a second time.
+:class:`CompiledNet` gives a VGG's ``forward`` and ``dense`` on their backends.
 """
 from __future__ import annotations
 
 import contextlib
 import copy
 import io
+import itertools
 import warnings
-from typing import Callable
+import weakref
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -22,6 +27,9 @@ OUTPUTS = ("logits", "dense", "pool5", "fc6", "fc7")
 _AUTOCAST = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 Runner = Callable[[Tensor], Tensor]
+
+#: runners built by the last 'auto' probe for its winner: spec -> (model, weights, runner)
+_prebuilt: dict[tuple, tuple[weakref.ref, tuple, Runner]] = {}
 
 
 def dense_output(model: nn.Module, x: Tensor, output: str, relu: bool | None = None) -> Tensor:
@@ -59,7 +67,8 @@ def compile_for_inference(model: nn.Module, output: str = "logits", backend: str
                           *, device: str | torch.device = "cpu", channels_last: bool = False,
                           threads: int | None = None, example_size: int | None = None,
                           relu: bool | None = None, precision: str = "auto",
-                          in_place: bool = False, cache: str | None = None) -> Runner:
+                          in_place: bool = False, dynamic_size: bool = False,
+                          cache: str | None = None) -> Runner:
     """A function ``x -> output`` of ``model`` (a :class:`~vggkit.models.VGG`), as fast as we can.
 
     Args:
@@ -74,19 +83,27 @@ def compile_for_inference(model: nn.Module, output: str = "logits", backend: str
         channels_last: NHWC memory format for the eager path.
         threads: intra-op threads for onnxruntime (default: torch's).
         example_size: spatial size of the example input used for tracing
-            (default: the model's ``input_size``).
+            and of the 'auto' probe (default: the model's ``input_size``).
         relu: fc6/fc7 after (True) or before (False) their ReLU; None: the
             model's own (see :func:`dense_output`).
         precision: 'auto', 'fp32', 'bf16' or 'fp16' (autocast, eager only).
         in_place: mkldnn may convert ``model`` itself instead of a copy
-            (saves a copy of the weights; the model is then oneDNN-only).
+            (saves a copy of the weights; the model is then oneDNN-only). A
+            runner the 'auto' probe already built on a copy is taken as it is.
+        dynamic_size: inputs of many sizes will come: 'auto' leaves out the
+            backends of fixed size (jit).
         cache: the autotune cache file of 'auto' (default: ``$VGGKIT_CACHE/autotune.json``).
     """
     if output not in OUTPUTS:
         raise ValueError(f"unknown output '{output}'; choose one of {OUTPUTS}")
     device = torch.device(device)
     backend, precision = choose(backend, precision, device, models=[model], output=output,
-                                relu=relu, example_size=example_size, cache=cache)
+                                relu=relu, example_size=example_size,
+                                dynamic_size=dynamic_size, cache=cache)
+    spec = _spec(model, output, relu, backend, precision, device, channels_last, threads)
+    prebuilt = _take_prebuilt(model, spec)
+    if prebuilt is not None:
+        return prebuilt
     module = _Output(model.eval().to(device), output, relu).eval()
     size = example_size or getattr(model, "input_size", 224)
     example = torch.zeros(1, 3, size, size, device=device)
@@ -97,6 +114,64 @@ def compile_for_inference(model: nn.Module, output: str = "logits", backend: str
     if backend == "mkldnn":
         return _mkldnn(model if in_place else copy.deepcopy(model), output, relu)
     return _onnxruntime(module, example, output, threads)
+
+
+def _spec(model: nn.Module, output: str, relu: bool | None, backend: str, precision: str,
+          device: torch.device, channels_last: bool, threads: int | None) -> tuple:
+    """What a built runner is: the model, output and path, and the options that change it."""
+    options: tuple = ()
+    if backend == "eager":
+        options = (channels_last,)
+    elif backend == "onnxruntime":
+        options = (threads or torch.get_num_threads(),)
+    return (id(model), output, relu, backend, precision, str(device), options)
+
+
+def _weights(model: nn.Module) -> tuple:
+    # storage and in-place version of every tensor: loading or editing weights changes it
+    return tuple((t.data_ptr(), t._version)
+                 for t in itertools.chain(model.parameters(), model.buffers()))
+
+
+def _nhwc(backend: str) -> bool:
+    """Whether ``backend`` runs in channels-last format where it may: eager's faster layout."""
+    return backend == "eager"
+
+
+def probe_compile(model: nn.Module, output: str, relu: bool | None, backend: str,
+                  precision: str, device: torch.device, size: int) -> Runner:
+    """One candidate of the 'auto' probe, built as :func:`keep_prebuilt` describes it."""
+    return compile_for_inference(model, output, backend, device=device, precision=precision,
+                                 channels_last=_nhwc(backend), relu=relu,
+                                 example_size=size)
+
+
+def keep_prebuilt(model: nn.Module, output: str, relu: bool | None, backend: str,
+                  precision: str, device: torch.device, run: Runner) -> None:
+    """Offer ``run``, built by :func:`probe_compile`, to the next compile of the same thing.
+
+    A probe keeps its winner's runners only: call :func:`drop_prebuilt` first.
+    """
+    spec = _spec(model, output, relu, backend, precision, device,
+                 _nhwc(backend), None)
+    _prebuilt[spec] = (weakref.ref(model), _weights(model), run)
+
+
+def drop_prebuilt() -> None:
+    """Forget the runners a probe kept (they hold exported graphs and weight copies)."""
+    _prebuilt.clear()
+
+
+def _take_prebuilt(model: nn.Module, spec: tuple) -> Runner | None:
+    """The runner the probe built for ``spec``, if the model and its weights are unchanged."""
+    kept = _prebuilt.pop(spec, None)
+    if kept is None or kept[0]() is not model:
+        return None
+    try:
+        same = kept[1] == _weights(model)
+    except RuntimeError:  # converted to oneDNN tensors in place since: no storage to compare
+        same = False
+    return kept[2] if same else None
 
 
 def _eager(module: nn.Module, device: torch.device, channels_last: bool,
@@ -116,7 +191,10 @@ def _eager(module: nn.Module, device: torch.device, channels_last: bool,
 
 
 def _jit(module: nn.Module, example: Tensor, device: torch.device) -> Runner:
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # deprecation notices, and tracer warnings about the model's input-size checks
+        # (for inputs of many sizes, 'auto' with dynamic_size does not offer jit)
+        warnings.simplefilter("ignore")
         frozen = torch.jit.optimize_for_inference(
             torch.jit.freeze(torch.jit.trace(module, example, check_trace=False)))
 
@@ -159,3 +237,67 @@ def _onnxruntime(module: nn.Module, example: Tensor, output: str,
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
         return torch.from_numpy(session.run(None, {"image": array})[0])
     return run_ort
+
+
+class CompiledNet:
+    """A VGG as callers of its eager form use it, each output on the backend chosen for it.
+
+    ``net(crops)`` gives the logits and ``net.dense(images)`` the class score
+    map (the two calls of the evaluation strategies), each through
+    :func:`compile_for_inference`, built on first use or by :meth:`prepare`.
+    The score map takes images of any size, so its 'auto' offers only
+    backends of dynamic size and is probed at ``dense_size``. Other
+    attributes (``input_size``, ``num_classes``, ``parameters``, ...) are the
+    model's.
+
+    Args:
+        model: a VGG, on ``device``.
+        backend, precision: as for :func:`compile_for_inference`.
+        device: where it runs (default: where the model's parameters are).
+        dense_size: a representative side of the images given to ``dense``
+            (default: the model's ``input_size``).
+        cache: the autotune cache file of 'auto' (default: ``$VGGKIT_CACHE/autotune.json``).
+    """
+
+    def __init__(self, model: nn.Module, backend: str = "auto", precision: str = "auto", *,
+                 device: str | torch.device | None = None, dense_size: int | None = None,
+                 cache: str | None = None) -> None:
+        self.model, self.backend, self.precision, self.cache = model, backend, precision, cache
+        param = next(model.parameters(), None)
+        self.device = torch.device(device or (param.device if param is not None else "cpu"))
+        self.dense_size = dense_size
+        self.choices: dict[str, tuple[str, str]] = {}
+        self._runners: dict[str, Runner] = {}
+
+    def prepare(self, outputs: tuple[str, ...] | list[str]) -> "CompiledNet":
+        """Choose and build the runners of ``outputs`` now (in a process group: on every rank)."""
+        for output in outputs:
+            self.runner(output)
+        return self
+
+    def runner(self, output: str) -> Runner:
+        """The runner of ``output`` ('logits' or 'dense'), built once."""
+        if output not in self._runners:
+            dynamic = output != "logits"
+            size = self.dense_size if dynamic else None
+            self.choices[output] = choose(
+                self.backend, self.precision, self.device, models=[self.model], output=output,
+                example_size=size, dynamic_size=dynamic, cache=self.cache)
+            backend, precision = self.choices[output]
+            self._runners[output] = compile_for_inference(
+                self.model, output, backend, device=self.device, precision=precision,
+                channels_last=_nhwc(backend), example_size=size)
+        return self._runners[output]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return self.runner("logits")(x)
+
+    def dense(self, x: Tensor) -> Tensor:
+        """The class score map of whole images (see :meth:`vggkit.models.VGG.dense`)."""
+        return self.runner("dense")(x)
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached for names this class lacks: the rest of the model's interface
+        if name == "model":  # not set yet (e.g. while unpickling): no endless recursion
+            raise AttributeError(name)
+        return getattr(self.model, name)
