@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from vggkit.data.lighting import PCALighting
-from vggkit.data.preprocessor import VGGDataPreprocessor
+from vggkit.data.data_preprocessor import VGGDataPreprocessor
 from vggkit.commands.stats import main as stats_main
 from vggkit.data.stats import load_stats
 

@@ -20,5 +20,5 @@ def vggkit_register_datasets(register):
 
 @hookimpl
 def vggkit_register_models(register):
-    from vggkit.data.preprocessor import VGGDataPreprocessor
+    from vggkit.data.data_preprocessor import VGGDataPreprocessor
     register(VGGDataPreprocessor)
