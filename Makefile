@@ -31,8 +31,9 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
+# `make bench ONLY="extract eval"` runs some benchmarks (RESULTS.md is then kept as it was)
 bench: $(VENV)/.installed-bench
-	$(PY) benchmarks/run_all.py
+	$(PY) benchmarks/run_all.py $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf $(VENV) *.egg-info plugins/*/*.egg-info

@@ -1,21 +1,36 @@
-"""Cost of the paper's test protocols: vggkit's batched strategies vs a plain torch loop.
+"""The paper's test protocols (Sect. 3.2) on full-width VGG-16: vggkit's strategies vs a plain loop.
 
-For each strategy (centre, dense, multi-crop, dense+multi-crop) at the same
-scales Q, both implementations compute the same posteriors from the same
-pre-rescaled images (decoding is excluded: both would share it):
+Contenders, same weights (torchvision's random init, seed 0), same rescaled
+images (decoding excluded: both would share it):
 
-* vggkit: ``build_strategy(name)`` -- dense stacks images of equal rescaled
-  size, multi-crop runs crops of several images in batches of ``--batch-size``;
-* plain: what one writes by hand -- one image at a time; per scale, dense runs
-  the image and its mirror as a batch of 2, multi-crop stacks that image's 50
-  crops into one batch.
+* vggkit: ``build_strategy('dense' | 'multicrop')`` on the net as
+  ``tools/test.py`` runs it (``evaluation.loop.compile_nets``: each output on
+  the backend 'auto' measured; plain eager where this vggkit has no compiled
+  evaluation), batch size ``--batch-size`` capped per pass by
+  ``inference.batching.pass_pixels``;
+* plain torchvision, written as a competent user would: ``vgg16`` channels-last
+  under ``torch.inference_mode()``; dense runs the image and its mirror as one
+  batch through the features and the classifier turned into convolutions,
+  multi-crop stacks the image's crops (normalised) into one batch.
 
-Implementations alternate within each repeat, after one warm-up round; the
-median over repeats is reported. The two must agree (max |difference| is
-printed). Output: a markdown fragment (default ``benchmarks/results/eval.md``).
+A whole image at the paper's three scales costs minutes per path on the
+2-core development machine (150 crops of 224×224 for multi-crop), so each
+timed round evaluates one image at one Q, cycling through the scales
+(``--rounds`` 6: two at each Q); multi-crop runs the 5×5 grid without flips
+(25 crops, half the paper's 50: the flipped half costs the same again, crop
+for crop). Rounds in rotated order after a warm-up of every shape; figures
+are medians of the per-round ratio plain time ÷ vggkit time, with min-max.
+The two must agree (max |posterior difference| of the warm-up: dense at
+every Q, multi-crop at the first).
 
-    python benchmarks/bench_eval.py                 # VGG-16 at width 1/16, ~2 min on 2 idle cores
-    python benchmarks/bench_eval.py --width-mult 1 --images 2 --repeats 2   # full VGG-16
+Per-pass crop cap: vggkit's cap is read from ``pass_pixels`` (a constant in
+``inference/batching.py`` when this was written). The benchmark derives the
+cap this machine calls for: the time per crop of passes of 1, 2, 4, 8 and 16
+crops on vggkit's crop path (best of two passes each) (the smallest pass within 5 % of the best time per
+crop), bounded by memory (half of MemAvailable over the peak activation bytes
+of one crop, measured from the net's layer outputs).
+
+    python benchmarks/bench_eval.py [--rounds 6] [--batch-size 32]
 """
 from __future__ import annotations
 
@@ -24,147 +39,229 @@ import os
 import sys
 import tempfile
 import time
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import RESULTS, machine_line, make_jpegs, medians  # noqa: E402
+from common import (command, cycle_medians, cycling, fmt_ratio, headline,  # noqa: E402
+                    machine_header, make_jpegs, paired_rounds, torchvision_dense_head, vgg16_pair, write_fragment)
 
-from vggkit.inference.views import image_views as rescale_views  # noqa: E402
 from vggkit.evaluation.strategies import build_strategy, grid_offsets  # noqa: E402
-from vggkit.fileio import atomic_write_text  # noqa: E402
-from vggkit.models import DEFAULT_PREPROCESS, build_vgg, normalize  # noqa: E402
+from vggkit.inference.batching import pass_pixels  # noqa: E402
+from vggkit.inference.views import image_views  # noqa: E402
 
-STRATEGIES = ("center", "dense", "multicrop", "dense+multicrop")
-
-
-def plain_center(model, img: torch.Tensor, crop: int) -> torch.Tensor:
-    t, l = (img.shape[1] - crop + 1) // 2, (img.shape[2] - crop + 1) // 2
-    x = normalize(img[None, :, t:t + crop, l:l + crop], DEFAULT_PREPROCESS)
-    return F.softmax(model(x), 1)[0]
+#: pass sizes the calibration times (crops per forward pass)
+CALIBRATION = (1, 2, 4, 8, 16)
+#: a pass within this factor of the best time per crop is as good
+TOLERANCE = 1.05
 
 
-def plain_dense(model, img: torch.Tensor, crop: int) -> torch.Tensor:
-    x = normalize(torch.stack([img, img.flip(-1)]), DEFAULT_PREPROCESS)
-    return F.softmax(model.dense(x).mean((2, 3)), 1).mean(0)
+class PlainLoop:
+    """A competent user's dense and multi-crop evaluation with torchvision's VGG-16."""
+
+    def __init__(self, model, preprocess: dict, grid: int = 5, flip_crops: bool = False) -> None:
+        self.model = model.to(memory_format=torch.channels_last)
+        self.dense_head = torchvision_dense_head(model).to(memory_format=torch.channels_last)
+        self.mean = torch.tensor(preprocess["mean"]).view(3, 1, 1)
+        self.std = torch.tensor(preprocess["std"]).view(3, 1, 1)
+        self.grid, self.flip_crops = grid, flip_crops
+
+    def _norm(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x.float() - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def dense(self, img: torch.Tensor) -> torch.Tensor:
+        x = self._norm(torch.stack([img, img.flip(-1)]))
+        scores = self.dense_head(self.model.features(x)).mean((2, 3))
+        return F.softmax(scores, 1).mean(0, keepdim=True)
+
+    @torch.inference_mode()
+    def multicrop(self, img: torch.Tensor, crop: int = 224) -> torch.Tensor:
+        crops = [img[:, t:t + crop, l:l + crop] for t in grid_offsets(img.shape[1], crop, self.grid)
+                 for l in grid_offsets(img.shape[2], crop, self.grid)]
+        if self.flip_crops:
+            crops += [c.flip(-1) for c in crops]
+        return F.softmax(self.model(self._norm(torch.stack(crops))), 1).mean(0, keepdim=True)
 
 
-def plain_multicrop(model, img: torch.Tensor, crop: int) -> torch.Tensor:
-    crops = [img[:, t:t + crop, l:l + crop] for t in grid_offsets(img.shape[1], crop)
-             for l in grid_offsets(img.shape[2], crop)]
-    x = normalize(torch.stack(crops + [c.flip(-1) for c in crops]), DEFAULT_PREPROCESS)
-    return F.softmax(model(x), 1).mean(0)
+def vggkit_net(model, preprocess: dict, scales: list[int], strategies: dict):
+    """The net as ``tools/test.py`` runs it, and a description of its backends."""
+    try:
+        from vggkit.evaluation.loading import ModelEntry
+        from vggkit.evaluation.loop import compile_nets
+    except ImportError:
+        return model, "eager (this vggkit evaluates eagerly)"
+    entry = ModelEntry(model=model, preprocess=preprocess, scales=scales)
+    compile_nets([entry], strategies)
+    choices = {o: f"{b} {p}" for o, (b, p) in getattr(entry.compiled, "choices", {}).items()}
+    if len(set(choices.values())) == 1:
+        return entry.net, f"auto → {next(iter(choices.values()))}"
+    return entry.net, ", ".join(f"{o} auto → {c}" for o, c in choices.items()) or "eager"
 
 
-def plain_both(model, img: torch.Tensor, crop: int) -> torch.Tensor:
-    return (plain_dense(model, img, crop) + plain_multicrop(model, img, crop)) / 2
+def activation_bytes(model, crop: int = 224) -> int:
+    """Peak fp32 bytes of one crop's activations: the largest input + output of a layer."""
+    peak = [0]
+
+    def hook(module, inputs, output):
+        if torch.is_tensor(output) and inputs and torch.is_tensor(inputs[0]):
+            peak[0] = max(peak[0], 4 * (inputs[0].numel() + output.numel()))
+    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    with torch.inference_mode():
+        model(torch.zeros(1, 3, crop, crop))
+    for h in handles:
+        h.remove()
+    return peak[0]
 
 
-PLAIN: dict[str, Callable] = {"center": plain_center, "dense": plain_dense,
-                              "multicrop": plain_multicrop, "dense+multicrop": plain_both}
+def mem_available() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
-@torch.inference_mode()
-def run_plain(name, model, views, scales, crop) -> torch.Tensor:
-    n = len(views[scales[0]])
-    return torch.stack([sum(PLAIN[name](model, views[q][i], crop) for q in scales) / len(scales)
-                        for i in range(n)])
-
-
-def load_images(n: int) -> list[Image.Image]:
-    """``n`` ImageNet-sized photos (:func:`common.make_jpegs`), decoded once."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return [Image.open(p).convert("RGB") for p in make_jpegs(tmp, n)]
+def calibrate(net, model, preprocess: dict) -> dict:
+    """Seconds per crop of passes of :data:`CALIBRATION` crops on ``net``, and the cap it implies."""
+    from vggkit.models.preprocess import normalize
+    x = normalize(torch.randint(0, 256, (max(CALIBRATION), 3, 224, 224), dtype=torch.uint8,
+                                generator=torch.Generator().manual_seed(0)), preprocess)
+    per_crop: dict[int, float] = {}
+    with torch.inference_mode():
+        net(x[:1])  # warm-up
+        for order in (CALIBRATION, CALIBRATION[::-1]):  # two passes each, best kept
+            for k in order:
+                start = time.perf_counter()
+                net(x[:k])
+                per_crop[k] = min(per_crop.get(k, 1e9), (time.perf_counter() - start) / k)
+    best = min(per_crop.values())
+    by_speed = min(k for k, t in per_crop.items() if t <= TOLERANCE * best)
+    per_crop_bytes = activation_bytes(model)
+    by_memory = max(1, mem_available() // 2 // per_crop_bytes)
+    return {"s_per_crop": per_crop, "by_speed": by_speed, "by_memory": int(by_memory),
+            "cap": int(min(by_speed, by_memory)), "activation_bytes": per_crop_bytes,
+            "mem_available": mem_available()}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--arch", default="D", help="VGG configuration (default: %(default)s)")
-    p.add_argument("--width-mult", type=float, default=0.0625,
-                   help="conv width multiplier; 1 = the paper's net (default: %(default)s)")
-    p.add_argument("--fc-width", type=int,
-                   help="width of fc6/fc7; default 4096 x width-mult, the paper's proportions "
-                   "(a narrow net with a 4096-wide head would make dense cost mostly fc7)")
-    p.add_argument("--images", type=int, default=4, help="test images (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=6,
+                   help="paired timed rounds (default 6: two at each of the three Q)")
     p.add_argument("--scales", type=int, nargs="+", default=[256, 384, 512],
-                   help="test scales Q (default: %(default)s)")
-    p.add_argument("--repeats", type=int, default=3, help="timed repeats (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=50,
-                   help="vggkit's network inputs per pass; 50 = the plain loop's multi-crop "
-                   "batch, so only batching across images differs (default: %(default)s)")
-    p.add_argument("--strategies", nargs="+", default=["center", "dense", "multicrop"],
-                   help="strategies to time; dense+multicrop costs their sum "
-                   "(default: %(default)s)")
-    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
-    p.add_argument("--out", default=os.path.join(RESULTS, "eval.md"),
-                   help="markdown fragment to write (default: %(default)s)")
+                   help="test scales Q, cycled over the rounds")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="vggkit's network inputs per pass before its CPU cap (tools/test.py's "
+                        "default)")
+    p.add_argument("--grid", type=int, default=5,
+                   help="multi-crop grid per axis (the paper's 5; smaller for smoke tests)")
+    p.add_argument("--flip-crops", action="store_true",
+                   help="multi-crop with flips (the paper's 50 crops per Q; twice the time)")
     args = p.parse_args(argv)
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    fc_width = args.fc_width or max(64, round(4096 * args.width_mult))
-    model = build_vgg(args.arch, num_classes=1000, width_mult=args.width_mult, fc_width=fc_width,
-                      init="kaiming").eval()
-    crop = model.input_size
-    views: dict[int, list[torch.Tensor]] = {}
-    for img in load_images(args.images):
-        for q, t in rescale_views(img, args.scales).items():
-            views.setdefault(q, []).append(t)
-    ours = {n: build_strategy(n, batch_size=args.batch_size) for n in args.strategies}
-    times: dict[tuple[str, str], list[float]] = {}
-    diffs: dict[str, float] = {}
-    for rep in range(args.repeats + 1):  # round 0 is the warm-up
-        for name in args.strategies:
-            impls = [("vggkit", lambda: ours[name](model, views, args.scales, DEFAULT_PREPROCESS)),
-                     ("plain", lambda: run_plain(name, model, views, args.scales, crop))]
-            if rep % 2:
-                impls.reverse()  # alternate who runs first
-            results = {}
-            for impl, fn in impls:
-                start = time.perf_counter()
-                results[impl] = fn()
-                if rep:
-                    times.setdefault((name, impl), []).append(time.perf_counter() - start)
-            diffs[name] = float((results["vggkit"] - results["plain"]).abs().max())
-            if rep:
-                print(f"repeat {rep} {name:16s} vggkit {times[(name, 'vggkit')][-1]:.2f}s "
-                      f"plain {times[(name, 'plain')][-1]:.2f}s", flush=True)
+    header = machine_header()
+    tv, ours, preprocess = vgg16_pair()
+    scales = list(args.scales)
+    with tempfile.TemporaryDirectory() as tmp:
+        img = Image.open(make_jpegs(tmp, 1)[0]).convert("RGB")
+        views = image_views(img, scales)  # decoded and rescaled once: not timed
+    ours_s = {"dense": build_strategy("dense", batch_size=args.batch_size),
+              "multicrop": build_strategy("multicrop", batch_size=args.batch_size,
+                                          flip=args.flip_crops, grid=args.grid)}
+    start = time.perf_counter()
+    net, backends = vggkit_net(ours, preprocess, scales, ours_s)
+    setup_s = time.perf_counter() - start
+    plain = PlainLoop(tv, preprocess, grid=args.grid, flip_crops=args.flip_crops)
+    n_crops = args.grid ** 2 * (2 if args.flip_crops else 1)
 
-    med = medians(times)
-    n = args.images
+    q_of = cycling(scales)
+
+    def ours_fn(name):
+        return lambda r: ours_s[name](net, {q: [views[q]] for q in q_of(r)}, q_of(r), preprocess)
+
+    def plain_fn(name):
+        method = getattr(plain, name)
+        return lambda r: sum(method(views[q]) for q in q_of(r)) / len(q_of(r))
+
+    names = {"vggkit dense": ours_fn("dense"), "plain dense": plain_fn("dense"),
+             "vggkit multicrop": ours_fn("multicrop"), "plain multicrop": plain_fn("multicrop")}
+    calib = calibrate(net, ours, preprocess)
+    # the warm-up sees every shape before timing: dense at every Q; crops are 224x224
+    # at any Q, so multi-crop warms up at the first (the calibration warmed vggkit's passes)
+    warm: dict[str, torch.Tensor] = {}
+    rounds = paired_rounds(names, args.rounds, cycle=len(scales),
+                           warmup={n: (lambda n=n: warm.setdefault(
+                               n, names[n](-1 if "dense" in n else 0))) for n in names})
+    t = rounds.times
+    speed = {s: rounds.ratios(f"vggkit {s}")[f"plain {s}"] for s in ("dense", "multicrop")}
+    diff = {s: float((warm[f"vggkit {s}"] - warm[f"plain {s}"]).abs().max())
+            for s in ("dense", "multicrop")}
+    per_q = {n: cycle_medians(ts, scales) for n, ts in t.items()}
+    cap_now = pass_pixels(torch.device("cpu"))
+    cap_crops = args.batch_size if cap_now is None else max(1, min(args.batch_size,
+                                                                   cap_now // (224 * 224)))
     lines = [
-        "### Evaluation strategies (Sect. 3.2): cost per image",
-        "",
-        f"VGG-{args.arch} at width x{args.width_mult:g}, fc6/fc7 width {fc_width}, 1000 classes; "
-        f"{n} images "
-        f"(500x375, every 3rd 375x500), Q = {args.scales}, vggkit batch size {args.batch_size}; "
-        f"median of {args.repeats} alternating repeats after a warm-up; decoding excluded. "
-        f"Machine: {machine_line()}, shared with other jobs. "
-        "Command: `" + " ".join(["python benchmarks/bench_eval.py",
-                                  *(sys.argv[1:] if argv is None else argv)]) + "`.",
-        "",
-        "| strategy | net inputs / image | vggkit s/image | plain loop s/image | vggkit images/s "
-        "| plain images/s | speed-up | max abs diff |",
-        "|---|---|---|---|---|---|---|---|",
+        f"## Evaluation strategies (Sect. 3.2), full-width VGG-16, Q = {scales}", "", header, "",
+        f"Each timed round: one 500×375 image at one Q (cycling {scales}), {args.rounds} "
+        "paired rounds in rotated order after a warm-up of every Q on every path; dense = the "
+        f"image and its mirror through the fully-convolutional net; multi-crop = the "
+        f"{args.grid}×{args.grid} grid of 224 crops"
+        f"{' × 2 flips' if args.flip_crops else f' without flips ({n_crops} crops; the paper adds their mirrors: twice the time)'}. "
+        "Speed-up = plain time ÷ vggkit time in the same round (>1: vggkit faster), median "
+        "(min–max). Decoding excluded (shared).", "",
+        f"vggkit: `build_strategy(...)` on the net as `tools/test.py` compiles it ({backends}; "
+        f"setup incl. any probe {setup_s:.1f} s, not timed), batch size {args.batch_size}, "
+        f"capped on CPU to {cap_crops} crops per pass. Plain: torchvision vgg16 channels-last, "
+        f"inference_mode, dense image+mirror as one batch, all {n_crops} crops as one batch.", "",
+        "| strategy | path | " + " | ".join(f"median s at Q={q}" for q in scales)
+        + " | vggkit speed-up | max abs posterior diff |",
+        "|---|---|" + "---|" * len(scales) + "---|---|",
     ]
-    per_image = {"center": len(args.scales), "dense": 2 * len(args.scales),
-                 "multicrop": 50 * len(args.scales), "dense+multicrop": 52 * len(args.scales)}
-    for name in args.strategies:
-        o, pl = med[(name, "vggkit")] / n, med[(name, "plain")] / n
-        lines.append(f"| {name} | {per_image.get(name, '?')} | {o:.3f} | {pl:.3f} | {1 / o:.2f} | "
-                     f"{1 / pl:.2f} | {pl / o:.2f}x | {diffs[name]:.1e} |")
-    if "dense" in args.strategies and "multicrop" in args.strategies:
-        ratio = med[("multicrop", "vggkit")] / med[("dense", "vggkit")]
-        lines += ["", f"Multi-crop costs {ratio:.1f}x dense per image at the same scales "
-                  f"(150 crops of {crop}x{crop} vs 6 whole-image passes)."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    atomic_write_text(args.out, text)
-    print(f"written to {args.out}")
+    for s in ("dense", "multicrop"):
+        for who in ("vggkit", "plain"):
+            n = f"{who} {s}"
+            lines.append(f"| {s} | {who} | " + " | ".join(f"{per_q[n][q]:.2f}" for q in scales)
+                         + f" | {fmt_ratio(speed[s]) if who == 'vggkit' else '—'} | "
+                         f"{diff[s]:.1e} |")
+    sum_q = {n: sum(v.values()) for n, v in per_q.items()}
+    mc_factor = 2 if not args.flip_crops else 1
+    lines += [
+        "", f"Per image at all {len(scales)} Q (sum of per-Q medians): dense "
+        f"{sum_q['vggkit dense']:.1f} s (vggkit) / {sum_q['plain dense']:.1f} s (plain); the "
+        f"multi-crop with flips ({2 * args.grid ** 2 * len(scales)} crops) "
+        f"{mc_factor * sum_q['vggkit multicrop']:.0f} s / {mc_factor * sum_q['plain multicrop']:.0f} s"
+        f"{f' (twice the measured {n_crops}-crop grid)' if mc_factor == 2 else ''}: multi-crop costs "
+        f"{mc_factor * sum_q['vggkit multicrop'] / sum_q['vggkit dense']:.0f}× dense here.", "",
+        "### Per-pass crop cap", "",
+        "| crops per pass | " + " | ".join(str(k) for k in CALIBRATION) + " |",
+        "|---|" + "---|" * len(CALIBRATION),
+        "| s per crop (best of two passes, vggkit's crop path) | "
+        + " | ".join(f"{v:.3f}" for v in calib["s_per_crop"].values()) + " |", "",
+        f"Derived on this machine: **{calib['cap']} crops per pass** (speed: the smallest pass "
+        f"within {TOLERANCE - 1:.0%} of the best time per crop = {calib['by_speed']}; memory: half "
+        f"of MemAvailable {calib['mem_available'] / 2**30:.1f} GiB over "
+        f"{calib['activation_bytes'] / 2**20:.0f} MiB of peak activations per crop = "
+        f"{calib['by_memory']}). vggkit caps a CPU pass at "
+        f"{'no' if cap_now is None else f'{cap_now:,}'} pixels = {cap_crops} crops of 224×224, "
+        "a constant (`inference/batching.py: CPU_PASS_PIXELS`), not derived from the running "
+        "machine.", "", f"Command: `{command(argv)}`",
+    ]
+    path = f"build_strategy, {'CompiledNet ' if net is not ours else ''}{backends}"
+    heads = [headline("eval dense: speed-up vs plain torchvision loop", path, speed["dense"],
+                      "× (>1: vggkit faster)"),
+             headline(f"eval multi-crop, {n_crops} crops/Q: speed-up vs plain",
+                      f"{path}, {cap_crops} crops/pass", speed["multicrop"],
+                      "× (>1: vggkit faster)")]
+    write_fragment("eval", "\n".join(lines), {
+        "headlines": heads, "times_s": t, "speedup": speed, "max_abs_diff": diff,
+        "per_q_median_s": per_q, "calibration": calib, "cap_crops_vggkit": cap_crops,
+        "backends": backends, "setup_s": setup_s, "scales": scales, "rounds": args.rounds})
     return 0
 
 

@@ -1,4 +1,4 @@
-"""VGG-16 (D, full width) inference at 224, batch 8, all cores: vggkit 'auto' vs the rest.
+"""VGG-16 (D, full width) inference at 224, all cores: vggkit 'auto' vs the paths a user picks.
 
 Side by side in one process, after a warm-up, ``--rounds`` paired rounds in
 rotated order (round r starts at path r mod 4):
@@ -8,20 +8,21 @@ rotated order (round r starts at path r mod 4):
 * ONNX Runtime on torchvision's own exported graph, default session options;
 * vggkit ``compile_for_inference(model, 'logits', 'auto')`` -- whatever the
   autotuner measured fastest here (its probe runs first, into a fresh cache
-  file under the results directory, and is reported).
+  file, and is reported).
 
 Reported: per round, each path's time over torchvision eager's and over ORT's
 of the same round; the median of those paired ratios, with min-max. Weights are
 random (nothing is downloaded); the same weights are loaded into every model.
 
-    python benchmarks/bench_inference.py [--rounds 5] [--batch 8]
+    python benchmarks/bench_inference.py [--rounds 5] [--batch 4]
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import io
+import json
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -30,40 +31,25 @@ import warnings
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine_line, write_fragment  # noqa: E402
+from common import (MIN_ROUNDS, command, fmt_ratio, headline, inverse, machine_header,  # noqa: E402
+                    paired_rounds, vgg16_pair, write_fragment)
 
 from vggkit.inference import autotune  # noqa: E402
 from vggkit.inference.runners import compile_for_inference  # noqa: E402
-from vggkit.models import build_vgg  # noqa: E402
-from vggkit.models.converters import get_converter  # noqa: E402
-
-
-def paired(times: dict[str, list[float]], base: str) -> dict[str, tuple[float, float, float]]:
-    """Median, min, max over rounds of ``time[path] / time[base]`` (same round)."""
-    out = {}
-    for name, ts in times.items():
-        ratios = [t / b for t, b in zip(ts, times[base])]
-        out[name] = (statistics.median(ratios), min(ratios), max(ratios))
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="paired timed rounds")
-    parser.add_argument("--batch", type=int, default=8, help="images per forward pass")
+    parser.add_argument("--rounds", type=int, default=MIN_ROUNDS, help="paired timed rounds")
+    parser.add_argument("--batch", type=int, default=4, help="images per forward pass")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     import onnxruntime as ort
-    import torchvision
 
-    torch.manual_seed(0)
-    reference = torchvision.models.vgg16(weights=None).eval()
-    ours = build_vgg("vgg16", init="none").eval()
-    ours.load_state_dict(get_converter("torchvision").convert(reference.state_dict(), "vgg16"))
-    cl_model = torchvision.models.vgg16(weights=None).eval()
-    cl_model.load_state_dict(reference.state_dict())
-    cl_model = cl_model.to(memory_format=torch.channels_last)
-    x = torch.randn(args.batch, 3, 224, 224)
+    header = machine_header()
+    reference, ours, _ = vgg16_pair()
+    cl_model = copy.deepcopy(reference).to(memory_format=torch.channels_last)
+    x = torch.randn(args.batch, 3, 224, 224, generator=torch.Generator().manual_seed(0))
     x_cl = x.contiguous(memory_format=torch.channels_last)
 
     buffer = io.BytesIO()
@@ -76,64 +62,57 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     auto = compile_for_inference(ours, "logits", "auto", cache=cache)
     probe_s = time.perf_counter() - start
-    import json
     with open(cache) as f:
         record = next(iter(json.load(f)["entries"].values()))
     picked = f"{record['backend']} {record['precision']}"
 
-    def tv_eager():
+    def tv_eager(_r):
         with torch.inference_mode():
             return reference(x)
 
-    def tv_cl():
+    def tv_cl(_r):
         with torch.inference_mode():
             return cl_model(x_cl)
 
+    vg = f"vggkit auto ({picked})"
     fns = {
         "torchvision eager fp32": tv_eager,
         "torchvision eager fp32 channels_last": tv_cl,
-        "ONNX Runtime (torchvision graph)": lambda: session.run(None, {"x": x.numpy()}),
-        f"vggkit auto ({picked})": lambda: auto(x),
+        "ONNX Runtime (torchvision graph)": lambda _r: session.run(None, {"x": x.numpy()}),
+        vg: lambda _r: auto(x),
     }
     names = list(fns)
-    for fn in fns.values():  # warm-up
-        fn()
-    times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(args.rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            t0 = time.perf_counter()
-            fns[name]()
-            times[name].append(time.perf_counter() - t0)
-    vs_tv = paired(times, names[0])
-    vs_ort = paired(times, names[2])
-    med = {n: statistics.median(ts) for n, ts in times.items()}
+    rounds = paired_rounds(fns, args.rounds)
+    vs_tv, vs_ort, med = rounds.ratios(names[0]), rounds.ratios(names[2]), rounds.median()
 
     lines = [
-        f"## VGG-16 inference, 224×224, batch {args.batch}, all cores", "",
-        f"Machine: {machine_line()}", "",
+        f"## VGG-16 inference, 224×224, batch {args.batch}, all cores", "", header, "",
         f"{args.rounds} paired rounds after a warm-up, rotated order; ratios are time over "
         "the reference's time in the same round (lower is faster): median (min–max).", "",
         "| path | median ms/batch | images/s | time ÷ torchvision eager | time ÷ ORT |",
         "|---|---|---|---|---|",
     ]
     for n in names:
-        a, b = vs_tv[n], vs_ort[n]
+        cells = ["1 (reference)" if n == base else fmt_ratio(r[n], 3)
+                 for base, r in ((names[0], vs_tv), (names[2], vs_ort))]
         lines.append(f"| {n} | {med[n] * 1e3:.0f} | {args.batch / med[n]:.2f} | "
-                     f"{a[0]:.3f} ({a[1]:.3f}–{a[2]:.3f}) | {b[0]:.3f} ({b[1]:.3f}–{b[2]:.3f}) |")
+                     f"{cells[0]} | {cells[1]} |")
     figures = ", ".join(f"{k} {v:.1f} ms" for k, v in sorted(record["ms"].items(),
                                                               key=lambda kv: kv[1]))
     lines += [
         "", f"vggkit auto probe (batch 1 at 224, took {probe_s:.1f} s incl. exports): picked "
-        f"**{picked}** ({figures}); rejected: {record['rejected'] or 'none'}.",
-        "", f"Command: `python benchmarks/bench_inference.py --rounds {args.rounds} "
-        f"--batch {args.batch}`", "",
+        f"**{picked}** ({figures}); rejected: {record.get('rejected') or 'none'}.",
+        "", f"Command: `{command(argv)}`", "",
     ]
-    text = "\n".join(lines)
-    print(text)
-    write_fragment("inference", text, {
-        "median_s": med, "times_s": times, "ratio_vs_torchvision_eager": vs_tv,
-        "ratio_vs_ort": vs_ort, "auto_probe": record, "probe_s": probe_s,
-        "machine": machine_line(), "rounds": args.rounds, "batch": args.batch})
+    path = f"compile_for_inference auto → {picked}, batch {args.batch}"
+    heads = [headline("inference 224: speed-up vs torchvision eager", path,
+                      inverse(vs_tv[vg]), "× (>1: vggkit faster)"),
+             headline("inference 224: speed-up vs ONNX Runtime", path,
+                      inverse(vs_ort[vg]), "× (>1: vggkit faster)")]
+    write_fragment("inference", "\n".join(lines), {
+        "headlines": heads, "median_s": med, "times_s": rounds.times,
+        "ratio_vs_torchvision_eager": vs_tv, "ratio_vs_ort": vs_ort, "auto_probe": record,
+        "probe_s": probe_s, "rounds": args.rounds, "batch": args.batch})
     autotune.forget()
     return 0
 

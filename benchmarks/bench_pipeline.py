@@ -26,20 +26,19 @@ uint8 3x224x224 tensor: decode, isotropic rescale to S drawn uniformly from
 
 Test images: scikit-learn's two sample photographs, cropped/resized to
 500x375 (ImageNet's typical size), with noise variations, saved as JPEG q90.
-Runs alternate between pipelines, after a warm-up; the median of the repeats
-is reported. Single process, ``torch.set_num_threads(1)``.
+Single process, ``torch.set_num_threads(1)``. Each round runs every pipeline
+``--passes`` times over the images, in rotated order, after a warm-up pass;
+figures are the median of the per-round ratio other time ÷ vggkit (fused)
+time, with min-max.
 
-    python benchmarks/bench_pipeline.py [--repeats 5] [--images 24] [--out DIR]
+    python benchmarks/bench_pipeline.py [--rounds 5] [--images 24] [--passes 2]
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import statistics
 import sys
 import tempfile
-import time
 
 import numpy as np
 import torch
@@ -47,7 +46,8 @@ from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from common import machine_line, make_jpegs, write_fragment  # noqa: E402
+from common import (MIN_ROUNDS, command, fmt_ratio, headline, machine_header,  # noqa: E402
+                    make_jpegs, paired_rounds, write_fragment)
 
 
 def vggkit_pipeline(fused: bool):
@@ -91,67 +91,51 @@ def mmpretrain_pipeline():
     return lambda path: pipeline({"img_path": path})["inputs"]
 
 
-def time_once(fn, paths: list[str], passes: int) -> float:
-    start = time.perf_counter()
-    for _ in range(passes):
+def passes(fn, paths: list[str], n: int) -> None:
+    for _ in range(n):
         for p in paths:
             out = fn(p)
     assert out.shape == (3, 224, 224) and out.dtype == torch.uint8
-    return passes * len(paths) / (time.perf_counter() - start)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=24, help="number of test JPEGs")
-    parser.add_argument("--passes", type=int, default=4, help="passes over the images per run")
-    parser.add_argument("--repeats", type=int, default=5, help="alternating runs per pipeline")
-    parser.add_argument("--out", default=None,
-                        help="directory for pipeline.md/.json (default: benchmarks/results)")
+    parser.add_argument("--passes", type=int, default=2, help="passes over the images per round")
+    parser.add_argument("--rounds", type=int, default=MIN_ROUNDS, help="paired timed rounds")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     np.random.seed(0)
-    pipelines = {"vggkit LoadScaleCrop (fused)": vggkit_pipeline(True),
-                 "vggkit unfused": vggkit_pipeline(False),
-                 "torchvision": torchvision_pipeline(),
-                 "mmpretrain": mmpretrain_pipeline()}
+    header = machine_header()
+    ours = "vggkit LoadScaleCrop (fused)"
+    pipelines = {ours: vggkit_pipeline(True), "vggkit unfused": vggkit_pipeline(False),
+                 "torchvision": torchvision_pipeline(), "mmpretrain": mmpretrain_pipeline()}
     with tempfile.TemporaryDirectory() as tmp:
         paths = make_jpegs(tmp, args.images)
-        for fn in pipelines.values():  # warm-up: page cache, imports, allocators
-            time_once(fn, paths, 1)
-        runs: dict[str, list[float]] = {k: [] for k in pipelines}
-        for _ in range(args.repeats):
-            for name, fn in pipelines.items():
-                runs[name].append(time_once(fn, paths, args.passes))
-    median = {k: statistics.median(v) for k, v in runs.items()}
-    base, mmp = median["torchvision"], median["mmpretrain"]
-    rows = ["| pipeline | images/s (1 core, median) | min-max | vs torchvision | vs mmpretrain |",
-            "|---|---|---|---|---|"]
-    for name, v in median.items():
-        rows.append(f"| {name} | {v:.0f} | {min(runs[name]):.0f}-{max(runs[name]):.0f} "
-                    f"| {v / base:.2f}x | {v / mmp:.2f}x |")
-    ours = median["vggkit LoadScaleCrop (fused)"]
-    command = "python benchmarks/bench_pipeline.py " + " ".join(
-        argv if argv is not None else sys.argv[1:])
-    machine = machine_line()
+        rounds = paired_rounds({k: (lambda _r, fn=fn: passes(fn, paths, args.passes))
+                                for k, fn in pipelines.items()}, args.rounds)
+    n = args.images * args.passes
+    rate = {k: n / v for k, v in rounds.median().items()}
+    speed = rounds.ratios(ours)  # other time / vggkit time: vggkit's speed-up over it
+    rows = ["| pipeline | images/s (1 core, median of rounds) | vggkit (fused) speed-up over it |",
+            "|---|---|---|"]
+    for name, v in rate.items():
+        rows.append(f"| {name} | {v:.0f} | {'—' if name == ours else fmt_ratio(speed[name])} |")
     text = ("## Training pipeline (decode + rescale S in [256, 512] + 224 crop + flip)\n\n"
-            f"{args.images} JPEGs of 500x375 / 375x500 (q90), {args.passes} passes x "
-            f"{args.repeats} alternating repeats, single process, torch threads 1; {machine}.\n"
-            f"Command: `{command.strip()}`. mmpretrain 1.2 pipeline: LoadImageFromFile + "
+            f"{header}\n\n"
+            f"{args.images} JPEGs of 500x375 / 375x500 (q90), {args.passes} passes per round, "
+            f"{args.rounds} paired rounds in rotated order after a warm-up, single process, torch "
+            "threads 1. Speed-up = the other pipeline's time ÷ vggkit's (fused) in the same round "
+            "(>1: vggkit faster), median (min–max). mmpretrain 1.2 pipeline: LoadImageFromFile + "
             "RandomChoiceResize(ResizeEdge short, S in 256..512) + RandomCrop(224) + "
             "RandomFlip(0.5) + PackInputs, cv2 backends, 1 cv2 thread.\n\n"
-            + "\n".join(rows) + "\n\n"
-            f"vggkit (fused) / mmpretrain: **{ours / mmp:.2f}x**; "
-            f"vggkit (fused) / torchvision: **{ours / base:.2f}x**.\n")
-    print(text)
-    data = {"runs": runs, "median": median, "machine": machine,
-            "ratio_vggkit_mmpretrain": ours / mmp, "ratio_vggkit_torchvision": ours / base}
-    if args.out is None:
-        write_fragment("pipeline", text, data)
-    else:
-        os.makedirs(args.out, exist_ok=True)
-        for ext, body in (("md", text), ("json", json.dumps(data, indent=2))):
-            with open(os.path.join(args.out, f"pipeline.{ext}"), "w") as f:
-                f.write(body)
+            + "\n".join(rows) + f"\n\nCommand: `{command(argv)}`\n")
+    heads = [headline("pipeline, 1 core: speed-up vs torchvision", ours, speed["torchvision"],
+                      "× (>1: vggkit faster)"),
+             headline("pipeline, 1 core: speed-up vs mmpretrain (cv2)", ours, speed["mmpretrain"],
+                      "× (>1: vggkit faster)")]
+    write_fragment("pipeline", text, {"headlines": heads, "images_per_s": rate,
+                                      "speedup": speed, "times_s": rounds.times})
     return 0
 
 
