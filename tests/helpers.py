@@ -256,3 +256,14 @@ def make_voc_action(root: Path, class_files: bool = True, test_labels: bool = Tr
                 (sets / f"{a}_{split}.txt").write_text("".join(
                     f"{i} {p} {1 if act == a else -1:2d}\n" for i, p, _, act in instances[split]))
     return {"base": base, "instances": instances}
+
+
+def tiny_vgg(num_classes: int, init: str = "kaiming"):
+    """Net A at 1/16 width with 32-wide FC layers and 32-pixel crops, seeded, in eval mode:
+    a full VGG graph whose forward takes milliseconds on one thread."""
+    import torch
+
+    from vggkit.models import build_vgg
+    torch.manual_seed(0)
+    return build_vgg("A", num_classes=num_classes, width_mult=1 / 16, fc_width=32,
+                     input_size=32, init=init).eval()

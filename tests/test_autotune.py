@@ -12,7 +12,8 @@ import torch
 
 from vggkit.inference import autotune, backends
 from vggkit.inference.backends import choose
-from vggkit.models import build_vgg
+
+from helpers import tiny_vgg
 
 
 #: seconds a "slow" candidate sleeps per call: far above a tiny net's forward on one thread
@@ -24,9 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def net():
-    torch.manual_seed(0)
-    return build_vgg("A", num_classes=5, width_mult=1 / 16, fc_width=32, input_size=32,
-                     init="glorot").eval()
+    return tiny_vgg(5, init="glorot")
 
 
 @pytest.fixture

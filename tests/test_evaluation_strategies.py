@@ -14,7 +14,7 @@ from torch import nn
 
 from vggkit.engine.scales import default_test_scales
 from vggkit.inference.views import image_views
-from helpers import TenCropPlugin
+from helpers import TenCropPlugin, tiny_vgg
 from vggkit.evaluation.loading import ModelEntry
 from vggkit.evaluation.loop import compile_nets, run_batch
 from vggkit.evaluation.strategies import (MultiCrop, UnknownStrategyError, build_strategy,
@@ -22,7 +22,6 @@ from vggkit.evaluation.strategies import (MultiCrop, UnknownStrategyError, build
 from vggkit.inference import autotune
 from vggkit.inference.backends import available_backends
 from vggkit.inference.runners import CompiledNet
-from vggkit.models import build_vgg
 
 #: identity preprocessing: the net sees the raw 0-255 pixel values
 RAW = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "bgr": False}
@@ -33,9 +32,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def tiny():
-    torch.manual_seed(0)
-    return build_vgg("A", num_classes=7, width_mult=1 / 16, input_size=32, fc_width=32,
-                     init="kaiming").eval()
+    return tiny_vgg(7)
 
 
 def _image(h: int, w: int, seed: int = 0) -> Image.Image:

@@ -9,6 +9,8 @@ Bad images follow :mod:`vggkit.data.datasets`' policy; bad annotations raise
 """
 from __future__ import annotations
 
+import abc
+
 import os
 from typing import Any, Sequence
 
@@ -42,7 +44,7 @@ BOX_LIST_LAYOUT = f"""\
 IMAGE_SUFFIXES = (".JPEG", ".jpg", ".jpeg", ".png", ".JPG", ".PNG")
 
 
-class _BoxDataset(ImageDatasetBase):
+class _BoxDataset(ImageDatasetBase, metaclass=abc.ABCMeta):
     """Records -> data infos, shared by the two layouts."""
 
     def __init__(self, classes: Sequence[str], image_root: str, **kwargs: Any) -> None:
@@ -50,8 +52,9 @@ class _BoxDataset(ImageDatasetBase):
         metainfo = dict(kwargs.pop("metainfo", None) or {}, classes=tuple(classes))
         super().__init__(metainfo=metainfo, **kwargs)
 
+    @abc.abstractmethod
     def records(self) -> list[Record]:
-        raise NotImplementedError
+        """The layout's box records, one per image."""
 
     def load_data_list(self) -> list[dict]:
         records = self.records()
