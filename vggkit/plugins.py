@@ -1,8 +1,8 @@
-"""Plugin loading: built-ins and entry points, allow/deny lists, failure isolation.
+"""Plugin loading: the built-in plugin, then entry points; allow/deny lists, failure isolation.
 
-vggkit's own components arrive through the hooks a third party uses (the
-pattern of simonw/llm), from ``vggkit/*/_plugin.py``. Plugins are loaded once,
-by the first registry lookup. Environment variables, read when loading:
+vggkit's own components arrive through the hooks a third party uses
+(:mod:`vggkit.builtins`, the pattern of simonw/llm). The first registry lookup
+loads the plugins, once. Environment variables, read when loading:
 
 ``VGGKIT_LOAD_PLUGINS``     allow-list of entry-point or distribution names,
                             comma-separated; "" loads no third-party plugin
@@ -12,23 +12,19 @@ by the first registry lookup. Environment variables, read when loading:
 """
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 import threading
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
 import pluggy
 
-from vggkit import __version__, hookspecs
+from vggkit import __version__, builtins, hookspecs
 from vggkit.errors import UserError
 from vggkit.registry import ALL, SCOPE
-
-BUILTIN_PLUGINS = ("models", "data", "engine", "evaluation", "transfer", "weights",
-                   "localisation")  # vggkit.<x>._plugin
 
 
 class PluginError(UserError, RuntimeError):
@@ -37,7 +33,7 @@ class PluginError(UserError, RuntimeError):
 
 @dataclass
 class PluginInfo:
-    """What ``vggkit plugins`` reports about one plugin."""
+    """What ``vggkit plugins`` reports about one plugin (the built-in one is named 'vggkit')."""
 
     name: str
     distribution: str | None = None
@@ -45,11 +41,7 @@ class PluginInfo:
     status: str = "loaded"  # or 'blocked', 'failed'
     error: str | None = None
     hooks: list[str] = field(default_factory=list)
-    registered: dict[str, list[str]] = field(default_factory=dict)
-    builtin: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k != "builtin"}
+    registered: dict[str, list[str]] = field(default_factory=dict)  # kind -> names
 
 
 def _names(var: str) -> set[str] | None:
@@ -65,8 +57,8 @@ class PluginManager:
     """One loading of the plugins; :func:`reload_plugins` starts a new one."""
 
     def __init__(self) -> None:
-        self.pm = pluggy.PluginManager("vggkit")
-        self.pm.add_hookspecs(hookspecs)
+        self.pm = pluggy.PluginManager(SCOPE)
+        self.pm.add_hookspecs(hookspecs.Hooks)
         self.infos: list[PluginInfo] = []
         self.strict, self.trace = _flag("VGGKIT_STRICT_PLUGINS"), _flag("VGGKIT_TRACE_PLUGINS")
         if self.trace:
@@ -76,16 +68,16 @@ class PluginManager:
             registry.plugins.clear()
 
     def load(self) -> None:
-        for name in BUILTIN_PLUGINS:
-            module = importlib.import_module(f"vggkit.{name}._plugin")
-            self.add(module, PluginInfo(f"vggkit.{name}", "vggkit", __version__, builtin=True))
+        self.add(builtins, PluginInfo(SCOPE, "vggkit", __version__))
         allow, deny = _names("VGGKIT_LOAD_PLUGINS"), _names("VGGKIT_DISABLE_PLUGINS") or set()
-        for ep in _entry_points():
+        # sorted: the load order never depends on sys.path's (importlib.metadata
+        # already keeps one distribution of each name, the first on sys.path)
+        for ep in sorted(metadata.entry_points(group=SCOPE), key=lambda ep: (ep.name, ep.value)):
             info = PluginInfo(ep.name, ep.dist and ep.dist.name, ep.dist and ep.dist.version)
-            names = {ep.name, info.distribution}
-            if (allow is not None and not names & allow) or names & deny:
-                info.status = "blocked"
+            if (allow is not None and not {ep.name, info.distribution} & allow) or \
+                    {ep.name, info.distribution} & deny:
                 self.infos.append(info)
+                info.status = "blocked"
                 continue
             try:
                 plugin = ep.load()
@@ -124,7 +116,7 @@ class PluginManager:
             self.fail(info, where, exc)
             return
         for kind, components in staged.items():
-            ALL[kind].add_plugin(SCOPE if info.builtin else info.name, components)
+            ALL[kind].add_plugin(info.name, components)
 
     def _registerer(self, info: PluginInfo, kind: str, staged: dict[str, Any]) -> Any:
         """The ``register`` callable a hook receives."""
@@ -138,8 +130,7 @@ class PluginManager:
             if key not in info.registered.setdefault(kind, []):
                 info.registered[kind].append(key)
                 if self.trace:
-                    sys.stderr.write(f"vggkit: {info.name} registered {ALL[kind].name} "
-                                     f"'{key}'\n")
+                    sys.stderr.write(f"vggkit: {info.name} registered {ALL[kind].name} '{key}'\n")
         return register
 
     def fail(self, info: PluginInfo, where: str, exc: Exception) -> None:
@@ -153,22 +144,15 @@ class PluginManager:
                       f"VGGKIT_DISABLE_PLUGINS={info.name} silences it)", stacklevel=3)
 
 
-def _entry_points() -> list[metadata.EntryPoint]:
-    # sorted: the load order never depends on sys.path's (importlib.metadata
-    # already keeps one distribution of each name, the first on sys.path)
-    return sorted(metadata.entry_points(group="vggkit"),
-                  key=lambda ep: (ep.name, ep.dist.name if ep.dist else ""))
-
-
 _LOCK = threading.RLock()  # reentrant: a plugin's own imports may look names up
 _MANAGER: PluginManager | None = None
 
 
-def load_plugins() -> PluginManager:
+def load_plugins(reload: bool = False) -> PluginManager:
     """Load the built-in and installed plugins, once (registry lookups call this)."""
     global _MANAGER
     with _LOCK:
-        if _MANAGER is None:
+        if _MANAGER is None or reload:
             _MANAGER = PluginManager()  # set first: lookups made while loading see it
             try:
                 _MANAGER.load()
@@ -180,10 +164,7 @@ def load_plugins() -> PluginManager:
 
 def reload_plugins() -> PluginManager:
     """Forget every plugin and load again, re-reading the environment."""
-    global _MANAGER
-    with _LOCK:
-        _MANAGER = None
-        return load_plugins()
+    return load_plugins(reload=True)
 
 
 def register_plugin(plugin: Any, name: str) -> PluginInfo:
@@ -194,8 +175,8 @@ def register_plugin(plugin: Any, name: str) -> PluginInfo:
 
 
 def plugin_infos(include_builtin: bool = False) -> list[PluginInfo]:
-    """The record of every third-party plugin (and the built-ins if asked)."""
-    return [i for i in load_plugins().infos if include_builtin or not i.builtin]
+    """The record of every third-party plugin (and the built-in one if asked)."""
+    return [i for i in load_plugins().infos if include_builtin or i.name != SCOPE]
 
 
 def names(kind: str) -> list[str]:

@@ -27,11 +27,10 @@ class PluginConflictError(KeyError):
 class VggkitRegistry(Registry):
     """An mmengine registry that loads the plugins first and resolves their names.
 
-    Built-ins are registered in the registry itself; each third-party plugin's
-    components stay in :attr:`plugins` (plugin -> name -> object), so reloading
-    the plugins drops them without removing anything from an mmengine registry.
-    With ``dotted=True`` names may contain '.' (weights: ``vgg16.torchvision``):
-    a whole name is tried before ``plugin.name``.
+    Built-ins live in the registry itself; a third-party plugin's components in
+    :attr:`plugins` (plugin -> name -> object), so a reload drops them without
+    touching mmengine. ``dotted=True``: names may contain '.' (weights:
+    ``vgg16.torchvision``), and a whole name is tried before ``plugin.name``.
     """
 
     def __init__(self, name: str, parent: Registry | None = None, dotted: bool = False) -> None:
@@ -40,7 +39,7 @@ class VggkitRegistry(Registry):
         self.plugins: dict[str, dict[str, Any]] = {}
 
     def add_plugin(self, plugin: str, components: dict[str, Any]) -> None:
-        """Make a loaded plugin's components resolvable (built-ins: ``plugin == SCOPE``)."""
+        """Make a loaded plugin's components resolvable (the built-in one: ``plugin == SCOPE``)."""
         if plugin == SCOPE:  # force: a reload adds the same built-ins again
             for name, obj in components.items():
                 self.register_module(name=name, module=obj, force=True)

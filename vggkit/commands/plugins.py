@@ -5,13 +5,14 @@ import argparse
 import json
 import sys
 import warnings
+from dataclasses import asdict
 
 from vggkit.commands import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vggkit plugins", description=__doc__)
-    parser.add_argument("--all", action="store_true", help="include vggkit's built-in plugins")
+    parser.add_argument("--all", action="store_true", help="include vggkit's built-in plugin")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     return parser
 
@@ -29,10 +30,10 @@ def _run(args: argparse.Namespace) -> int:
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     if args.json:
-        print(json.dumps([i.as_dict() for i in infos], indent=2))
+        print(json.dumps([asdict(i) for i in infos], indent=2))
         return 0
     if not infos:
-        print("no third-party plugins installed (--all shows the built-in ones)")
+        print("no third-party plugins installed (--all shows the built-in plugin)")
     for info in infos:
         version = f" {info.version}" if info.version else ""
         print(f"{info.name}  [{info.status}]  from {info.distribution or '(in-process)'}{version}")

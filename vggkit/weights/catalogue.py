@@ -1,8 +1,8 @@
 """The catalogue of published VGG weights: one :class:`WeightsEntry` per name.
 
-Entries arrive through the ``vggkit_register_weights`` hook (the built-ins
-from :mod:`vggkit.weights._plugin`), so a plugin adds weights exactly as it
-adds a transform::
+Entries arrive through the ``vggkit_register_weights`` hook (vggkit's own
+from :mod:`vggkit.builtins`), so a plugin adds weights exactly as it adds a
+transform::
 
     @vggkit.hookimpl
     def vggkit_register_weights(register):

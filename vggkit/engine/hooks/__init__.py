@@ -1,1 +1,1 @@
-"""mmengine runner hooks of vggkit (registered by ``vggkit.engine._plugin``)."""
+"""mmengine runner hooks of vggkit (registered by the built-in plugin, :mod:`vggkit.builtins`)."""
