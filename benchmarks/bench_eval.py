@@ -6,8 +6,8 @@ images (decoding excluded: both would share it):
 * vggkit: ``build_strategy('dense' | 'multicrop')`` on the net as
   ``tools/test.py`` runs it (``evaluation.loop.compile_nets``: each output on
   the backend 'auto' measured; plain eager where this vggkit has no compiled
-  evaluation), batch size ``--batch-size`` capped per pass by
-  ``inference.batching.pass_pixels``;
+  evaluation), batch size ``--batch-size`` capped per pass by the crops per
+  pass vggkit derives for this machine (``inference.pass_cap.pass_cap``);
 * plain torchvision, written as a competent user would: ``vgg16`` channels-last
   under ``torch.inference_mode()``; dense runs the image and its mirror as one
   batch through the features and the classifier turned into convolutions,
@@ -23,18 +23,20 @@ are medians of the per-round ratio plain time ÷ vggkit time, with min-max.
 The two must agree (max |posterior difference| of the warm-up: dense at
 every Q, multi-crop at the first).
 
-Per-pass crop cap: vggkit's cap is read from ``pass_pixels`` (a constant in
-``inference/batching.py`` when this was written). The benchmark derives the
-cap this machine calls for: the time per crop of passes of 1, 2, 4, 8 and 16
-crops on vggkit's crop path (best of two passes each) (the smallest pass within 5 % of the best time per
-crop), bounded by memory (half of MemAvailable over the peak activation bytes
-of one crop, measured from the net's layer outputs).
+Per-pass crop cap: reported as vggkit derives and uses it
+(``inference.pass_cap.pass_cap``, no copy here): the time per crop of passes
+of 1, 2, 4, ... crops on vggkit's crop path until it stops falling, the
+smallest pass within 5 % of the best, bounded by memory (half of the memory
+available over one crop's activations, from the net's layer widths); probed in
+the untimed setup on first use per machine, net and backend, else read from
+vggkit's autotune cache.
 
     python benchmarks/bench_eval.py [--rounds 6] [--batch-size 32]
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -49,13 +51,8 @@ from common import (command, cycle_medians, cycling, fmt_ratio, headline,  # noq
                     machine_header, make_jpegs, paired_rounds, torchvision_dense_head, vgg16_pair, write_fragment)
 
 from vggkit.evaluation.strategies import build_strategy, grid_offsets  # noqa: E402
-from vggkit.inference.batching import pass_pixels  # noqa: E402
+from vggkit.inference.pass_cap import TOLERANCE, PassCap, pass_cap  # noqa: E402
 from vggkit.inference.views import image_views  # noqa: E402
-
-#: pass sizes the calibration times (crops per forward pass)
-CALIBRATION = (1, 2, 4, 8, 16)
-#: a pass within this factor of the best time per crop is as good
-TOLERANCE = 1.05
 
 
 class PlainLoop:
@@ -102,52 +99,27 @@ def vggkit_net(model, preprocess: dict, scales: list[int], strategies: dict):
     return entry.net, ", ".join(f"{o} auto → {c}" for o, c in choices.items()) or "eager"
 
 
-def activation_bytes(model, crop: int = 224) -> int:
-    """Peak fp32 bytes of one crop's activations: the largest input + output of a layer."""
-    peak = [0]
-
-    def hook(module, inputs, output):
-        if torch.is_tensor(output) and inputs and torch.is_tensor(inputs[0]):
-            peak[0] = max(peak[0], 4 * (inputs[0].numel() + output.numel()))
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
-    with torch.inference_mode():
-        model(torch.zeros(1, 3, crop, crop))
-    for h in handles:
-        h.remove()
-    return peak[0]
-
-
-def mem_available() -> int:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def calibrate(net, model, preprocess: dict) -> dict:
-    """Seconds per crop of passes of :data:`CALIBRATION` crops on ``net``, and the cap it implies."""
-    from vggkit.models.preprocess import normalize
-    x = normalize(torch.randint(0, 256, (max(CALIBRATION), 3, 224, 224), dtype=torch.uint8,
-                                generator=torch.Generator().manual_seed(0)), preprocess)
-    per_crop: dict[int, float] = {}
-    with torch.inference_mode():
-        net(x[:1])  # warm-up
-        for order in (CALIBRATION, CALIBRATION[::-1]):  # two passes each, best kept
-            for k in order:
-                start = time.perf_counter()
-                net(x[:k])
-                per_crop[k] = min(per_crop.get(k, 1e9), (time.perf_counter() - start) / k)
-    best = min(per_crop.values())
-    by_speed = min(k for k, t in per_crop.items() if t <= TOLERANCE * best)
-    per_crop_bytes = activation_bytes(model)
-    by_memory = max(1, mem_available() // 2 // per_crop_bytes)
-    return {"s_per_crop": per_crop, "by_speed": by_speed, "by_memory": int(by_memory),
-            "cap": int(min(by_speed, by_memory)), "activation_bytes": per_crop_bytes,
-            "mem_available": mem_available()}
+def cap_lines(cap: PassCap, batch_size: int) -> list[str]:
+    """The report's section on the crops per pass vggkit used here."""
+    if cap.source != "measured":
+        return [f"vggkit's crops per pass: {cap.crops or 'no cap'} ({cap.source}; the probe runs "
+                "on CPU with VGGKIT_AUTOTUNE on and no VGGKIT_PASS_CROPS), batch size "
+                f"{batch_size}."]
+    sizes = list(cap.s_per_crop)
+    memory = ("memory: unknown" if cap.by_memory is None else
+              f"memory: half of {cap.available / 2**30:.1f} GiB available over "
+              f"{cap.bytes_per_pixel * cap.crop ** 2 / 2**20:.1f} MiB of peak activations per "
+              f"crop = {cap.by_memory}")
+    return [
+        "| crops per pass | " + " | ".join(str(k) for k in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+        "| s per crop (vggkit's probe, best of its passes) | "
+        + " | ".join(f"{t:.3f}" for t in cap.s_per_crop.values()) + " |", "",
+        f"Derived on this machine by vggkit (`inference.pass_cap.pass_cap`, probed {cap.when}, "
+        f"cached with the autotune record): **{cap.crops} crops per pass** (speed: the smallest "
+        f"pass within {TOLERANCE - 1:.0%} of the best time per crop = {cap.by_speed}; "
+        f"{memory}); with batch size {batch_size}: {min(batch_size, cap.crops)} crops per pass.",
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,9 +163,9 @@ def main(argv: list[str] | None = None) -> int:
 
     names = {"vggkit dense": ours_fn("dense"), "plain dense": plain_fn("dense"),
              "vggkit multicrop": ours_fn("multicrop"), "plain multicrop": plain_fn("multicrop")}
-    calib = calibrate(net, ours, preprocess)
+    cap = pass_cap(net, "logits")  # derived (or read) by compile_nets in vggkit_net
     # the warm-up sees every shape before timing: dense at every Q; crops are 224x224
-    # at any Q, so multi-crop warms up at the first (the calibration warmed vggkit's passes)
+    # at any Q, so multi-crop warms up at the first
     warm: dict[str, torch.Tensor] = {}
     rounds = paired_rounds(names, args.rounds, cycle=len(scales),
                            warmup={n: (lambda n=n: warm.setdefault(
@@ -203,9 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     diff = {s: float((warm[f"vggkit {s}"] - warm[f"plain {s}"]).abs().max())
             for s in ("dense", "multicrop")}
     per_q = {n: cycle_medians(ts, scales) for n, ts in t.items()}
-    cap_now = pass_pixels(torch.device("cpu"))
-    cap_crops = args.batch_size if cap_now is None else max(1, min(args.batch_size,
-                                                                   cap_now // (224 * 224)))
+    cap_crops = min(args.batch_size, cap.crops or args.batch_size)
     lines = [
         f"## Evaluation strategies (Sect. 3.2), full-width VGG-16, Q = {scales}", "", header, "",
         f"Each timed round: one 500×375 image at one Q (cycling {scales}), {args.rounds} "
@@ -217,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         "(min–max). Decoding excluded (shared).", "",
         f"vggkit: `build_strategy(...)` on the net as `tools/test.py` compiles it ({backends}; "
         f"setup incl. any probe {setup_s:.1f} s, not timed), batch size {args.batch_size}, "
-        f"capped on CPU to {cap_crops} crops per pass. Plain: torchvision vgg16 channels-last, "
-        f"inference_mode, dense image+mirror as one batch, all {n_crops} crops as one batch.", "",
+        f"capped to {cap_crops} crops per pass (vggkit's derived cap, below). Plain: torchvision "
+        f"vgg16 channels-last, inference_mode, dense image+mirror as one batch, all {n_crops} "
+        "crops as one batch.", "",
         "| strategy | path | " + " | ".join(f"median s at Q={q}" for q in scales)
         + " | vggkit speed-up | max abs posterior diff |",
         "|---|---|" + "---|" * len(scales) + "---|---|",
@@ -238,19 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{mc_factor * sum_q['vggkit multicrop']:.0f} s / {mc_factor * sum_q['plain multicrop']:.0f} s"
         f"{f' (twice the measured {n_crops}-crop grid)' if mc_factor == 2 else ''}: multi-crop costs "
         f"{mc_factor * sum_q['vggkit multicrop'] / sum_q['vggkit dense']:.0f}× dense here.", "",
-        "### Per-pass crop cap", "",
-        "| crops per pass | " + " | ".join(str(k) for k in CALIBRATION) + " |",
-        "|---|" + "---|" * len(CALIBRATION),
-        "| s per crop (best of two passes, vggkit's crop path) | "
-        + " | ".join(f"{v:.3f}" for v in calib["s_per_crop"].values()) + " |", "",
-        f"Derived on this machine: **{calib['cap']} crops per pass** (speed: the smallest pass "
-        f"within {TOLERANCE - 1:.0%} of the best time per crop = {calib['by_speed']}; memory: half "
-        f"of MemAvailable {calib['mem_available'] / 2**30:.1f} GiB over "
-        f"{calib['activation_bytes'] / 2**20:.0f} MiB of peak activations per crop = "
-        f"{calib['by_memory']}). vggkit caps a CPU pass at "
-        f"{'no' if cap_now is None else f'{cap_now:,}'} pixels = {cap_crops} crops of 224×224, "
-        "a constant (`inference/batching.py: CPU_PASS_PIXELS`), not derived from the running "
-        "machine.", "", f"Command: `{command(argv)}`",
+        "### Per-pass crop cap", "", *cap_lines(cap, args.batch_size), "",
+        f"Command: `{command(argv)}`",
     ]
     path = f"build_strategy, {'CompiledNet ' if net is not ours else ''}{backends}"
     heads = [headline("eval dense: speed-up vs plain torchvision loop", path, speed["dense"],
@@ -260,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
                       "× (>1: vggkit faster)")]
     write_fragment("eval", "\n".join(lines), {
         "headlines": heads, "times_s": t, "speedup": speed, "max_abs_diff": diff,
-        "per_q_median_s": per_q, "calibration": calib, "cap_crops_vggkit": cap_crops,
+        "per_q_median_s": per_q, "pass_cap": dataclasses.asdict(cap),
+        "cap_crops_vggkit": cap_crops,
         "backends": backends, "setup_s": setup_s, "scales": scales, "rounds": args.rounds})
     return 0
 

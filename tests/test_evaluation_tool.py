@@ -170,6 +170,25 @@ def test_a_forced_backend_gives_the_same_posteriors_or_says_why_not(setup, basel
     assert "backend 'mkldnn' gives only the dense maps" in err and "--backend eager, or auto" in err
 
 
+def test_pass_crops_caps_each_pass_and_leaves_the_posteriors(setup, baseline, monkeypatch):
+    tmp, _, cfg, ckpt, *_ = setup
+    from vggkit.evaluation import strategies
+    passes = []
+
+    def recording(*args, **kwargs):
+        batches = size_batches(*args, **kwargs)
+        passes.extend(len(b) for b in batches)
+        return batches
+    size_batches = strategies.size_batches
+    monkeypatch.setattr(strategies, "size_batches", recording)
+    assert _run(cfg, ckpt, "--strategy", "multicrop", "--pass-crops", "1", "--batch-size", "50",
+                "--save-posteriors", tmp / "one.npz") == 0
+    # 50 crops (5x5 grid, 2 flips) per image and scale, yet one crop per forward pass
+    assert passes and max(passes) == 1
+    np.testing.assert_allclose(load_posteriors(str(tmp / "one.npz")).scores["multicrop"],
+                               load_posteriors(str(baseline[1])).scores["multicrop"], atol=1e-5)
+
+
 def test_plugin_strategy_through_the_tool(setup):
     tmp, _, cfg, ckpt, *_ = setup
     from vggkit.plugins import register_plugin, reload_plugins

@@ -9,10 +9,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vggkit.features.extractor import FeatureExtractor, Net
+from vggkit.features.descriptor import AGGREGATES, flip_pooled
+from vggkit.features.extractor import FeatureExtractor, Net, SizeBatcher
 from vggkit.inference.backends import onnxruntime_available
 from vggkit.inference.batching import size_batches
 from vggkit.models import build_vgg
+from vggkit.models.preprocess import CAFFE_PREPROCESS, normalize, normalize_
 
 PRE = {"mean": [120.0, 110.0, 100.0], "std": [60.0, 50.0, 40.0], "bgr": False}
 
@@ -173,3 +175,89 @@ def test_backend_choice():
         extractor(lrn, backend="mkldnn")
     assert extractor(tiny(), layer="fc6", relu=False, backend="eager").backend == "eager"
     assert extractor(tiny(), precision="bf16").backend == "eager"
+
+
+def plain_normalised(view: torch.Tensor, record: dict) -> torch.Tensor:
+    """One uint8 view 3 x H x W normalised the plain way: float, - mean, / std, BGR if asked."""
+    mean, std = (torch.tensor(record[k], dtype=torch.float32).view(3, 1, 1) for k in ("mean", "std"))
+    x = (view.float() - mean) / std
+    return x.flip(0) if record["bgr"] else x
+
+
+@pytest.mark.parametrize("backend", ["eager"] + (["onnxruntime"] if onnxruntime_available() else []))
+@pytest.mark.parametrize("record", [PRE, CAFFE_PREPROCESS], ids=["std", "bgr-std1"])
+@pytest.mark.parametrize("aggregate", AGGREGATES)
+def test_uint8_mirrors_normalised_once_give_the_bytes_of_the_plain_protocol(aggregate, record,
+                                                                            backend):
+    """Appendix B step by step: each image and its mirror (torch.flip) normalised apart,
+    both through the net in one pass, pooled, averaged; per-scale units stacked or averaged."""
+    model, imgs = tiny(8), [image(70, 50, s) for s in range(3)]  # one size: one batch per Q
+    ex = FeatureExtractor([Net(model, record)], scales=(32, 48), aggregate=aggregate,
+                          backend=backend)
+    got = ex.describe_images(imgs)
+    views, n, units = [ex.prepare(im) for im in imgs], len(imgs), []
+    with torch.inference_mode():
+        for q in ex.scales:
+            originals = [plain_normalised(v[q], record) for v in views]
+            mirrors = [plain_normalised(torch.flip(v[q], dims=[2]), record) for v in views]
+            pooled = ex._runners[0](torch.stack(originals + mirrors)).float().mean(dim=(2, 3))
+            units.append(F.normalize((pooled[:n] + pooled[n:]) / 2, dim=1))
+        merged = torch.cat(units, dim=1) if aggregate == "stack" else torch.stack(units).mean(0)
+        net = F.normalize(merged, dim=1)  # one net's descriptor
+        # the nets' blocks (one here), each unit, concatenated and normalised
+        want = F.normalize(torch.cat([F.normalize(net, dim=1)], dim=1), dim=1).numpy()
+    assert np.abs(got - want).max() == 0
+
+
+@pytest.mark.parametrize("record", [PRE, CAFFE_PREPROCESS], ids=["std", "bgr-std1"])
+def test_in_place_normalise_gives_the_bytes_of_normalize(record):
+    x8 = torch.from_numpy(np.random.default_rng(3).integers(0, 256, (2, 3, 5, 7), dtype=np.uint8))
+    x = x8.float()
+    out = normalize_(x, record)
+    assert torch.equal(out, normalize(x8, record))
+    assert torch.equal(out, torch.stack([plain_normalised(v, record) for v in x8]))
+    if not record["bgr"]:
+        assert out is x  # in place: no copy of the batch
+    with pytest.raises(ValueError, match="float"):
+        normalize_(x8, record)
+
+
+def test_flip_pooled_takes_images_then_their_mirrors():
+    def dense_map(batch):  # a 'map' whose mean over positions is the batch's pixel mean
+        return batch
+
+    images = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)
+    mirrors = images + 100
+    assert torch.equal(flip_pooled(dense_map, torch.cat([images, mirrors])),
+                       (images.mean((2, 3)) + mirrors.mean((2, 3))) / 2)
+    with pytest.raises(ValueError, match="even"):
+        flip_pooled(dense_map, images[:1])
+
+
+def test_arriving_images_make_the_batches_of_size_batches():
+    rng = np.random.default_rng(0)
+    sizes = [tuple(int(v) for v in rng.choice([2, 3, 5], 2)) for _ in range(60)]
+    for batch_size, cap in ((1, None), (4, None), (4, 20), (7, 9)):
+        batcher = SizeBatcher(batch_size, cap)
+        arrived = [batcher.add(i, size) for i, size in enumerate(sizes)]
+        streamed = [b for b in arrived if b is not None] + batcher.rest()
+        assert sorted(streamed) == sorted(size_batches(sizes, batch_size, cap))
+        assert any(b is not None for b in arrived[:len(sizes) // 2])  # not all at the end
+
+
+def test_descriptors_do_not_depend_on_how_the_images_arrive():
+    model = tiny(9)
+    ex = extractor(model, scales=(32, 40), batch_size=2, aggregate="stack")
+    sides = [(70, 50), (50, 50), (70, 50), (50, 70), (70, 50), (50, 50), (70, 50)]
+    prepared = [ex.prepare(image(w, h, s)) for s, (w, h) in enumerate(sides)]
+    prepared.insert(2, None)  # an unreadable image: a zero row
+    whole = ex.describe(prepared)
+    assert not whole[2].any() and np.all(whole[[0, 1, 3]].any(axis=1))
+    for cuts in ((1,) * 8, (3, 5), (0, 8, 0)):
+        bounds = np.cumsum((0,) + cuts)
+        chunks = (prepared[a:b] for a, b in zip(bounds[:-1], bounds[1:]))
+        assert np.array_equal(ex.describe_stream(chunks, len(prepared)), whole)
+    with pytest.raises(ValueError, match="announced"):
+        ex.describe_stream([prepared], len(prepared) + 1)
+    with pytest.raises(ValueError, match="announced"):
+        ex.describe_stream([prepared], len(prepared) - 1)

@@ -10,7 +10,7 @@ from PIL import Image
 from vggkit.errors import UserError
 from vggkit.inference import backends, distributed
 from vggkit.inference.backends import BackendUnavailableError, choose, reduced_precision
-from vggkit.inference.batching import CPU_PASS_PIXELS, pass_pixels, size_batches
+from vggkit.inference.batching import size_batches
 from vggkit.inference.views import image_views
 from vggkit.models import build_vgg
 
@@ -30,10 +30,29 @@ def test_views_are_uint8_rgb_at_every_scale_once():
     assert torch.equal(views[32][0], views[32][2])  # grey -> equal channels
 
 
-def test_pixel_cap_applies_on_cpu_only():
-    assert pass_pixels(torch.device("cpu")) == CPU_PASS_PIXELS
-    assert pass_pixels(torch.device("cuda")) is None
+def test_pixel_cap_chunks_batches():
+    # the evaluation's cap itself (derived per machine) is tested in test_pass_cap.py
     assert size_batches([(2, 2)] * 5, 4, max_pixels=8) == [[0, 1], [2, 3], [4]]
+
+
+def test_onnxruntime_threads_do_not_spin_between_runs(nets, monkeypatch):
+    """The session of an ORT runner leaves the cores to torch's ops between its runs."""
+    ort = pytest.importorskip("onnxruntime")
+    from vggkit.inference.runners import compile_for_inference
+    built = []
+
+    class Recorded(ort.InferenceSession):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(ort, "InferenceSession", Recorded)
+    run = compile_for_inference(nets[0], "fc7", "onnxruntime", example_size=32)
+    assert run(torch.zeros(2, 3, 32, 32)).shape[:2] == (2, 32)
+    (session,) = built
+    # raises if the entry was never set
+    options = session.get_session_options()
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_static_auto_when_not_measured(nets, monkeypatch):

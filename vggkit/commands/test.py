@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
             ("--workers", non_negative_int, 2,
              "data-loader processes decoding and rescaling images")):
         p.add_argument(flag, type=kind, default=default, help=f"{what} (default: %(default)s)")
+    p.add_argument("--pass-crops", type=positive_int, metavar="N",
+                   help="at most N crops of 224x224 per forward pass on the CPU (default: "
+                   "derived on this machine from memory and a cached timing probe; "
+                   "$VGGKIT_PASS_CROPS=none lifts the cap)")
     p.add_argument("--fast-decode", action="store_true",
                    help="decode large JPEGs at reduced size (libjpeg draft; faster, not "
                    "bit-identical)")
@@ -133,7 +137,11 @@ def _run(args: argparse.Namespace) -> int:
     check_outputs(args)
     device = launch(args)
     names = list(dict.fromkeys(args.strategy))
-    strategies = {n: build_strategy(n, batch_size=args.batch_size) for n in names}
+    # pass_crops only when given: a plugin's strategy need not take it
+    options = {"batch_size": args.batch_size}
+    if args.pass_crops:
+        options["pass_crops"] = args.pass_crops
+    strategies = {n: build_strategy(n, **options) for n in names}
     entries = [load_model(cfg, ckpt, device, scales, label)
                for cfg, ckpt, scales, label in _nets(args)]
     test_set = load_test_set(_test_config(args), args.data_root, args.config or "--weights")

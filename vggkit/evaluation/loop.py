@@ -10,7 +10,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from vggkit.evaluation.loading import ModelEntry
-from vggkit.evaluation.strategies import Combined, EvalStrategy, strategy_outputs
+from vggkit.evaluation.strategies import (Combined, EvalStrategy, prepare_strategy,
+                                          strategy_outputs)
 from vggkit.inference.distributed import (Shard, gather_shards, merge_shards, progress_bar,
                                           rank_and_world, shard)
 from vggkit.inference.runners import CompiledNet
@@ -24,15 +25,19 @@ def compile_nets(entries: Sequence[ModelEntry], strategies: Mapping[str, EvalStr
     'auto' measures the fastest path per net and output
     (:mod:`vggkit.inference.autotune`); the score map of dense evaluation
     takes images of every size, so it is probed at the net's middle test scale
-    among the backends of dynamic size. Done before the images, on every rank
-    in the same order (rank 0 decides 'auto' for all), so the probe and any
-    export are not counted in the evaluation's time.
+    among the backends of dynamic size. Then each strategy's crops per pass
+    are derived for the backend chosen (:meth:`EvalStrategy.prepare`). Done
+    before the images, on every rank in the same order (rank 0 decides 'auto'
+    and times the passes for all), so the probes and any export are not
+    counted in the evaluation's time.
     """
     outputs = list(dict.fromkeys(o for s in strategies.values() for o in strategy_outputs(s)))
     for entry in entries:
         entry.compiled = CompiledNet(entry.model, backend, precision,
                                      dense_size=int(statistics.median_low(entry.scales)))
         entry.compiled.prepare(outputs)
+        for strategy in strategies.values():
+            prepare_strategy(strategy, entry.net)
 
 
 def result_key(model_index: int, strategy: str) -> str:

@@ -3,7 +3,7 @@
 A strategy turns images already rescaled to one test scale Q (uint8 tensors
 3×H×W with min(H, W) == Q) into softmax posteriors N×C; :meth:`EvalStrategy.__call__`
 averages them over a list of scales. Built-in strategies, registered by name in
-``EVAL_STRATEGIES`` by :mod:`vggkit.evaluation._plugin`:
+``EVAL_STRATEGIES`` by the built-in plugin, :mod:`vggkit.builtins`:
 
 * ``center``: the centre ``crop×crop`` crop through the FC net.
 * ``dense``: the fully-convolutional net over the whole image, class score map
@@ -32,7 +32,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vggkit.engine.scales import check_scales
-from vggkit.inference.batching import pass_pixels, size_batches
+from vggkit.inference.batching import size_batches
+from vggkit.inference.pass_cap import pass_cap
 
 Preprocess = Mapping[str, Any]
 
@@ -61,6 +62,10 @@ class EvalStrategy(abc.ABC):
         batch_size: network inputs (crops, or whole images counting each flip)
             per forward pass.
         flip: also evaluate the horizontally flipped input and average.
+        pass_crops: at most this many crops of ``model.input_size``² per pass
+            (dense: as many pixels), over the cap derived for the running
+            machine, net and backend (:func:`~vggkit.inference.pass_cap.pass_cap`;
+            ``$VGGKIT_PASS_CROPS`` sets it for every strategy). None: derived.
     """
 
     #: registry name, set by subclasses (used in messages and result keys)
@@ -68,12 +73,29 @@ class EvalStrategy(abc.ABC):
     default_flip: bool = True
     #: the outputs the strategy calls: 'logits' (``model(x)``), 'dense' (``model.dense(x)``)
     outputs: tuple[str, ...] = ("logits", "dense")
+    #: the outputs whose passes it caps with :meth:`pass_pixels` (derived in :meth:`prepare`)
+    capped_outputs: tuple[str, ...] = ()
 
-    def __init__(self, batch_size: int = 32, flip: bool | None = None) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    def __init__(self, batch_size: int = 32, flip: bool | None = None,
+                 pass_crops: int | None = None) -> None:
+        for what, value in (("batch_size", batch_size), ("pass_crops", pass_crops)):
+            if value is not None and value < 1:
+                raise ValueError(f"{what} must be >= 1, got {value}")
         self.batch_size = int(batch_size)
         self.flip = self.default_flip if flip is None else bool(flip)
+        self.pass_crops = None if pass_crops is None else int(pass_crops)
+
+    def pass_pixels(self, model: nn.Module, output: str) -> int | None:
+        """Input pixels one pass of ``output`` may hold (None: only ``batch_size`` counts)."""
+        return pass_cap(model, output, override=self.pass_crops).pixels
+
+    def prepare(self, model: nn.Module) -> None:
+        """Derive the pass caps now, before the images (probing, if the cache lacks them).
+
+        In a process group every rank calls it in the same order and rank 0 measures.
+        """
+        for output in self.capped_outputs:
+            pass_cap(model, output, override=self.pass_crops, collective=True)
 
     @abc.abstractmethod
     def scale_posteriors(self, model: nn.Module, images: Sequence[Tensor],
@@ -122,11 +144,15 @@ class CropStrategy(EvalStrategy):
     """Crops of size ``model.input_size`` through the FC net, posteriors averaged.
 
     Subclasses choose the crop positions with :meth:`offsets`. Crops of all
-    images of a call are batched together, ``batch_size`` crops at a time (on
-    CPU fewer: :data:`~vggkit.inference.batching.CPU_PASS_PIXELS`).
+    images of a call are batched together, ``batch_size`` crops at a time, or
+    fewer when the pass cap is lower: ``pass_crops`` if given, else derived on
+    the running machine for the net and its backend from the memory available
+    and, on CPU, the time per crop of a short probe, cached with the 'auto'
+    backend choice (:func:`~vggkit.inference.pass_cap.pass_cap`).
     """
 
     outputs = ("logits",)
+    capped_outputs = ("logits",)
 
     @abc.abstractmethod
     def offsets(self, height: int, width: int, crop: int) -> list[tuple[int, int]]:
@@ -151,7 +177,8 @@ class CropStrategy(EvalStrategy):
         # crops. Jobs come image by image, so only images still in use are kept.
         normed: dict[int, Tensor] = {}
         # every crop has one size: one bucket, cut into passes in job order
-        for idx in size_batches([(crop, crop)] * len(jobs), self.batch_size, pass_pixels(device)):
+        for idx in size_batches([(crop, crop)] * len(jobs), self.batch_size,
+                                self.pass_pixels(model, "logits")):
             chunk = [jobs[j] for j in idx]
             first = chunk[0][0]
             for i in [k for k in normed if k < first]:
@@ -190,8 +217,9 @@ class MultiCrop(CropStrategy):
 
     name = "multicrop"
 
-    def __init__(self, batch_size: int = 32, flip: bool | None = None, grid: int = 5) -> None:
-        super().__init__(batch_size, flip)
+    def __init__(self, batch_size: int = 32, flip: bool | None = None, grid: int = 5,
+                 pass_crops: int | None = None) -> None:
+        super().__init__(batch_size, flip, pass_crops)
         if grid < 1:
             raise ValueError(f"grid must be >= 1, got {grid}")
         self.grid = int(grid)
@@ -206,17 +234,19 @@ class Dense(EvalStrategy):
 
     Images of equal size are stacked into one batch (the caller orders images
     by aspect ratio so that buckets are large); each flip counts as one input
-    towards ``batch_size`` and towards the CPU's pixel cap per pass.
+    towards ``batch_size`` and towards the pixel cap per pass (``pass_crops``
+    crops' worth, else derived as for :class:`CropStrategy`, on the score map's runner).
     """
 
     name = "dense"
     outputs = ("dense",)
+    capped_outputs = ("dense",)
 
     def scale_posteriors(self, model: nn.Module, images: Sequence[Tensor],
                          preprocess: Preprocess | None) -> Tensor:
         device = _device(model)
         inputs = 2 if self.flip else 1  # per image
-        cap = pass_pixels(device)
+        cap = self.pass_pixels(model, "dense")
         out: Tensor | None = None
         for idx in size_batches([tuple(img.shape[-2:]) for img in images],
                                 max(1, self.batch_size // inputs),
@@ -240,19 +270,21 @@ class Combined(EvalStrategy):
 
     Args:
         parts: strategy names (or instances) to average.
-        batch_size, flip: passed to the parts built from names.
+        batch_size, flip, pass_crops: passed to the parts built from names.
     """
 
     name = "combined"
     parts_default: tuple[str, ...] = ()
 
     def __init__(self, batch_size: int = 32, flip: bool | None = None,
-                 parts: Sequence[str | EvalStrategy] | None = None) -> None:
-        super().__init__(batch_size, flip)
+                 parts: Sequence[str | EvalStrategy] | None = None,
+                 pass_crops: int | None = None) -> None:
+        super().__init__(batch_size, flip, pass_crops)
         names = list(parts) if parts is not None else list(self.parts_default)
         if len(names) < 2:
             raise ValueError(f"a combined strategy needs at least two parts, got {names}")
-        kwargs = {"batch_size": batch_size, **({} if flip is None else {"flip": flip})}
+        kwargs = {"batch_size": batch_size, **({} if flip is None else {"flip": flip}),
+                  **({} if pass_crops is None else {"pass_crops": pass_crops})}
         self.parts = [p if isinstance(p, EvalStrategy) else build_strategy(p, **kwargs)
                       for p in names]
 
@@ -260,6 +292,11 @@ class Combined(EvalStrategy):
     def outputs(self) -> tuple[str, ...]:  # type: ignore[override]
         """The outputs its parts call."""
         return tuple(dict.fromkeys(o for p in self.parts for o in strategy_outputs(p)))
+
+    def prepare(self, model: nn.Module) -> None:
+        """Its parts' pass caps (see :meth:`EvalStrategy.prepare`)."""
+        for part in self.parts:
+            prepare_strategy(part, model)
 
     def combine(self, posteriors: Sequence[Tensor]) -> Tensor:
         """The combination of the parts' posteriors (their mean)."""
@@ -280,6 +317,14 @@ class DenseMultiCrop(Combined):
 def strategy_outputs(strategy: Any) -> tuple[str, ...]:
     """The net outputs ``strategy`` calls (a plain callable may call both)."""
     return tuple(getattr(strategy, "outputs", ("logits", "dense")))
+
+
+def prepare_strategy(strategy: Any, model: nn.Module) -> None:
+    """``strategy.prepare(model)``: its pass caps derived before the images (a plain
+    callable registered as a strategy has none)."""
+    prepare = getattr(strategy, "prepare", None)
+    if callable(prepare):
+        prepare(model)
 
 
 def strategy_names() -> list[str]:

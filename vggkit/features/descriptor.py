@@ -3,7 +3,8 @@
 For one net and one scale Q the net runs densely over the whole image
 rescaled to Q; the map of the chosen layer (fc7 after its ReLU by default) is
 globally average-pooled, averaged with the pooled map of the horizontally
-flipped image and L2-normalised (:func:`flip_pooled`, :func:`l2_normalize`).
+flipped image and L2-normalised (:func:`with_mirrors`, :func:`flip_pooled`,
+:func:`l2_normalize`).
 
 Normalisation rule used everywhere in vggkit (the paper leaves it open):
 **every part is L2-normalised before it is combined, and the combination is
@@ -38,16 +39,30 @@ def l2_normalize(x: Tensor, eps: float = 1e-12) -> Tensor:
     return F.normalize(x, p=2.0, dim=1, eps=eps)
 
 
-def flip_pooled(dense_map: Callable[[Tensor], Tensor], x: Tensor) -> Tensor:
-    """Global average of the dense map of ``x`` and of its mirror, averaged: N x C.
+def with_mirrors(images: Tensor) -> Tensor:
+    """Images N x C x H x W followed by their horizontal flips: the 2N batch of :func:`flip_pooled`.
 
-    ``dense_map`` gives the chosen layer's map N x C x h x w of normalised
-    images (e.g. :func:`vggkit.inference.runners.compile_for_inference` of
-    that layer). The image and its mirror run as one batch of 2N (one pass,
-    better utilisation); the result is not normalised.
+    Any dtype: the extractor mirrors the uint8 views (a quarter of the bytes
+    of float) and normalises the 2N batch afterwards, which gives the same
+    bytes, since normalisation is per pixel and commutes with the flip.
     """
-    n = x.shape[0]
-    pooled = dense_map(torch.cat([x, x.flip(-1)], dim=0)).float().mean(dim=(2, 3))
+    return torch.cat([images, images.flip(-1)], dim=0)
+
+
+def flip_pooled(dense_map: Callable[[Tensor], Tensor], batch: Tensor) -> Tensor:
+    """Global average of the dense map of each image and of its mirror, averaged: N x C.
+
+    ``batch`` is :func:`with_mirrors` of N normalised images (2N: the images,
+    then their mirrors), run as one pass of ``dense_map`` (better
+    utilisation), which gives the chosen layer's map 2N x C x h x w (e.g.
+    :func:`vggkit.inference.runners.compile_for_inference` of that layer).
+    The result is not normalised.
+    """
+    if batch.shape[0] % 2:
+        raise ValueError(f"flip_pooled takes images and their mirrors (with_mirrors), "
+                         f"an even batch; got {batch.shape[0]}")
+    n = batch.shape[0] // 2
+    pooled = dense_map(batch).float().mean(dim=(2, 3))
     return (pooled[:n] + pooled[n:]) / 2
 
 

@@ -5,6 +5,8 @@
 * :mod:`~vggkit.inference.views` -- an image decoded once and rescaled to every
   test scale Q (uint8 tensors); aspect-ratio order; a loader dataset.
 * :mod:`~vggkit.inference.batching` -- equal sizes batched together, pixel caps.
+* :mod:`~vggkit.inference.pass_cap` -- crops per evaluation pass, derived on the
+  running machine from memory and a cached timing probe.
 * :mod:`~vggkit.inference.backends` -- the backends (eager, jit, mkldnn,
   onnxruntime), precisions, and the one resolver of 'auto'.
 * :mod:`~vggkit.inference.runners` -- :func:`compile_for_inference`: one output
@@ -21,7 +23,7 @@ from typing import Any
 
 _EXPORTS = {
     "Views": "views", "image_views": "views", "read_views": "views",
-    "size_batches": "batching",
+    "size_batches": "batching", "pass_cap": "pass_cap", "PassCap": "pass_cap",
     "Backend": "backends", "BACKENDS": "backends", "PRECISIONS": "backends",
     "available_backends": "backends",
     "compile_for_inference": "runners", "dense_output": "runners", "CompiledNet": "runners",

@@ -23,16 +23,21 @@ rank 0 probes (or reads its cache) and the others take its choice.
 
 ``VGGKIT_AUTOTUNE=off`` skips probing: 'auto' then takes the first available
 of :data:`STATIC_ORDER` (what 'auto' did before measuring).
+
+The same file holds the evaluation's crops per pass, measured per key and
+backend by :mod:`vggkit.inference.pass_cap` in its own section
+(:func:`remembered`: one cache, one read-modify-write, one off switch).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 import statistics
 import sys
 import time
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -59,7 +64,11 @@ _SHORT = {"onnxruntime": "ort", "jit": "jit", "mkldnn": "mkldnn", "eager": "eage
 #: the backends a reader may wonder about when they were not offered
 _NOTED = ("bf16", "onnxruntime", "jit")
 
-_memo: dict[tuple[str, str], tuple[str, str]] = {}   # (cache file, key) -> choice
+#: the section of the cache file holding the backend choices
+ENTRIES = "entries"
+
+T = TypeVar("T")
+_memo: dict[tuple, Any] = {}   # (what, ...) -> this process's value (see remember)
 _printed: set[str] = set()
 
 
@@ -81,7 +90,7 @@ def cache_path(cache: str | os.PathLike | None = None) -> str:
 
 
 def forget() -> None:
-    """Drop this process's memory of choices, messages and handed-over runners (tests)."""
+    """Drop this process's choices, pass caps, messages and handed-over runners (tests)."""
     _memo.clear()
     _printed.clear()
     runners.drop_prebuilt()
@@ -145,17 +154,21 @@ def probe_key(device: torch.device, models: Sequence[nn.Module], output: str,
     """The cache key: machine, libraries, device, nets, output, probe size."""
     from vggkit.machine import machine_info
     m = machine_info()
-    ort = "none"
-    if onnxruntime_available():
-        from importlib.metadata import PackageNotFoundError, version
-        try:
-            ort = version("onnxruntime")
-        except PackageNotFoundError:
-            ort = "?"
+    ort = _ort_version() if onnxruntime_available() else "none"
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     return (f"{m['cpu']} [{','.join(m['isa'])}] x{torch.get_num_threads()} | torch {m['torch']} "
             f"| ort {ort} | {dev} | {model_signature(models)} | {output} relu={relu} "
             f"| {','.join(str(probe_size(m, output, size)) for m in models)}")
+
+
+@functools.cache
+def _ort_version() -> str:
+    # read once: the evaluation's pass cap builds this key per batch of images
+    from importlib.metadata import PackageNotFoundError, version
+    try:
+        return version("onnxruntime")
+    except PackageNotFoundError:
+        return "?"
 
 
 def probe_size(model: nn.Module, output: str, size: int | None) -> int:
@@ -302,17 +315,22 @@ def _read(path: str) -> dict:
     try:
         with open(path) as f:
             data = json.load(f)
-        return data if isinstance(data, dict) and isinstance(data.get("entries"), dict) else \
-            {"version": 1, "entries": {}}
+        return data if isinstance(data, dict) and isinstance(data.get(ENTRIES), dict) else \
+            {"version": 1, ENTRIES: {}}
     except (OSError, ValueError):
-        return {"version": 1, "entries": {}}
+        return {"version": 1, ENTRIES: {}}
 
 
-def _write(path: str, key: str, record: dict) -> None:
+def _section(data: dict, section: str) -> dict:
+    found = data.get(section)
+    return found if isinstance(found, dict) else {}
+
+
+def _write(path: str, key: str, record: dict, section: str = ENTRIES) -> None:
     from vggkit.fileio import atomic_write_json
     data = _read(path)  # others' entries are kept (read-modify-write of one small file)
     data.setdefault("version", 1)
-    data["entries"][key] = record
+    data[section] = {**_section(data, section), key: record}
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         atomic_write_json(path, data, sort_keys=True)
@@ -335,30 +353,51 @@ def message(record: dict, why_not: dict[str, str], key: str) -> str:
             f"({figures}{tail})")
 
 
+def remember(slot: tuple, compute: Callable[[], T]) -> T:
+    """``compute()`` once per process per ``slot`` (:func:`forget` drops them)."""
+    if slot not in _memo:
+        _memo[slot] = compute()
+    return _memo[slot]
+
+
+def remembered(path: str, key: str, measure: Callable[[], dict], section: str = ENTRIES,
+               usable: Callable[[dict], bool] = lambda record: True) -> dict:
+    """The record under ``key`` in ``section`` of the cache file ``path``.
+
+    This process's if it has one, else the file's if ``usable``, else
+    ``measure()``, stamped and written there (the other entries kept).
+    """
+    def fetch() -> dict:
+        record = _section(_read(path), section).get(key)
+        if not isinstance(record, dict) or not usable(record):
+            record = measure()
+            record["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+            _write(path, key, record, section)
+        return record
+    return remember((section, path, key), fetch)
+
+
 def _measured(path: str, key: str, found: Sequence[tuple[str, str]], why_not: dict[str, str],
               device: torch.device, models: Sequence[nn.Module], output: str,
               relu: bool | None, size: int | None) -> tuple[str, str]:
     """This process's choice: remembered, cached, or probed (its runners then handed over)."""
-    if (path, key) in _memo:
-        return _memo[(path, key)]
-    record = _read(path)["entries"].get(key)
-    usable = record is not None and (record.get("backend"), record.get("precision")) in \
-        [tuple(p) for p in found]
-    if not usable:
+    def measure() -> dict:
         runners.drop_prebuilt()  # an earlier probe's unclaimed winner: free its memory first
         record, built = probe(found, device, models, output, relu, size)
         for model, run in zip(models, built):
             runners.keep_prebuilt(model, output, relu, record["backend"], record["precision"],
                                   device, run)
-        record["when"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-        _write(path, key, record)
-    choice = (record["backend"], record["precision"])
-    _memo[(path, key)] = choice
-    _say_once(key, message(record, why_not, key))
-    return choice
+        return record
+
+    offered_now = [tuple(p) for p in found]
+    record = remembered(path, key, measure, usable=lambda r: (
+        r.get("backend"), r.get("precision")) in offered_now)
+    say_once(key, message(record, why_not, key))
+    return record["backend"], record["precision"]
 
 
-def _say_once(key: str, text: str) -> None:
+def say_once(key: str, text: str) -> None:
+    """Print ``text`` on stderr the first time this process sees ``key``."""
     if key not in _printed:
         _printed.add(key)
         print(text, file=sys.stderr)
@@ -382,7 +421,7 @@ def resolve(found: Sequence[tuple[str, str]], why_not: dict[str, str], device: t
                                               output, relu, size)))
     if choice not in [tuple(p) for p in found]:  # rank 0's choice cannot run on this rank
         fallback = static_choice(found, device)
-        _say_once(f"fallback | {key}", f"vggkit auto: rank 0 chose {' '.join(choice)}, which "
-                  f"cannot run on this rank; {' '.join(fallback)} instead")
+        say_once(f"fallback | {key}", f"vggkit auto: rank 0 chose {' '.join(choice)}, which "
+                 f"cannot run on this rank; {' '.join(fallback)} instead")
         return fallback
     return choice

@@ -218,6 +218,22 @@ def _mkldnn(model: nn.Module, output: str, relu: bool | None) -> Runner:
     return run_mkldnn
 
 
+def _ort_options(threads: int | None) -> Any:
+    """ONNX Runtime's session options for a CPU runner of vggkit."""
+    import onnxruntime as ort
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ORT's intra-op threads spin after each run by default, taking the cores from torch's
+    # own ops between runs (stack, mirror, normalise, pooling) and from the decoding thread.
+    # Not spinning: extraction of the tiny VGG-D/16 case ran 1.23x (1.18-1.69) and 1.28x
+    # (1.12-2.05) faster, paired, at load ~4 on a shared 2-core box; parity at low load
+    # (docs/extraction_overhead.md). Not re-measured on full-width VGG-16, where the net
+    # takes ~97 % of the time.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
+
+
 def _onnxruntime(module: nn.Module, example: Tensor, output: str,
                  threads: int | None) -> Runner:
     import onnxruntime as ort
@@ -228,10 +244,8 @@ def _onnxruntime(module: nn.Module, example: Tensor, output: str,
         torch.onnx.export(module, example.cpu(), buffer, input_names=["image"],
                           output_names=["out"], dynamic_axes={"image": dynamic, "out": dynamic},
                           opset_version=17, dynamo=False)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads or torch.get_num_threads()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(buffer.getvalue(), _ort_options(threads),
+                                   providers=["CPUExecutionProvider"])
 
     def run_ort(x: Tensor) -> Tensor:
         array = x.detach().to("cpu", torch.float32).contiguous().numpy()
