@@ -99,6 +99,10 @@ def vggkit_net(model, preprocess: dict, scales: list[int], strategies: dict):
     return entry.net, ", ".join(f"{o} auto → {c}" for o, c in choices.items()) or "eager"
 
 
+def _crops(n: int | None) -> str:
+    return "no cap" if n is None else f"{n} crop{'s' if n != 1 else ''}"
+
+
 def cap_lines(cap: PassCap, batch_size: int) -> list[str]:
     """The report's section on the crops per pass vggkit used here."""
     if cap.source != "measured":
@@ -116,9 +120,9 @@ def cap_lines(cap: PassCap, batch_size: int) -> list[str]:
         "| s per crop (vggkit's probe, best of its passes) | "
         + " | ".join(f"{t:.3f}" for t in cap.s_per_crop.values()) + " |", "",
         f"Derived on this machine by vggkit (`inference.pass_cap.pass_cap`, probed {cap.when}, "
-        f"cached with the autotune record): **{cap.crops} crops per pass** (speed: the smallest "
+        f"cached with the autotune record): **{_crops(cap.crops)} per pass** (speed: the smallest "
         f"pass within {TOLERANCE - 1:.0%} of the best time per crop = {cap.by_speed}; "
-        f"{memory}); with batch size {batch_size}: {min(batch_size, cap.crops)} crops per pass.",
+        f"{memory}); with batch size {batch_size}: {_crops(min(batch_size, cap.crops))} per pass.",
     ]
 
 
@@ -187,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         "(min–max). Decoding excluded (shared).", "",
         f"vggkit: `build_strategy(...)` on the net as `tools/test.py` compiles it ({backends}; "
         f"setup incl. any probe {setup_s:.1f} s, not timed), batch size {args.batch_size}, "
-        f"capped to {cap_crops} crops per pass (vggkit's derived cap, below). Plain: torchvision "
+        f"capped to {_crops(cap_crops)} per pass (vggkit's derived cap, below). Plain: torchvision "
         f"vgg16 channels-last, inference_mode, dense image+mirror as one batch, all {n_crops} "
         "crops as one batch.", "",
         "| strategy | path | " + " | ".join(f"median s at Q={q}" for q in scales)
@@ -216,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     heads = [headline("eval dense: speed-up vs plain torchvision loop", path, speed["dense"],
                       "× (>1: vggkit faster)"),
              headline(f"eval multi-crop, {n_crops} crops/Q: speed-up vs plain",
-                      f"{path}, {cap_crops} crops/pass", speed["multicrop"],
+                      f"{path}, {_crops(cap_crops)}/pass", speed["multicrop"],
                       "× (>1: vggkit faster)")]
     write_fragment("eval", "\n".join(lines), {
         "headlines": heads, "times_s": t, "speedup": speed, "max_abs_diff": diff,
