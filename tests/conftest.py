@@ -23,7 +23,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from helpers import FOLDER_CLASSES, FolderTaskPlugin, small_jpeg  # noqa: E402
+from helpers import FOLDER_CLASSES, FolderTaskPlugin, small_jpeg, zygote  # noqa: E402
 
 
 def write_distribution(root: Path, dist: str, entry_points: dict[str, str],
@@ -68,6 +68,14 @@ def site(tmp_path, monkeypatch) -> Callable[..., Path]:
             del sys.modules[name]
     from vggkit.plugins import reload_plugins
     reload_plugins()
+
+
+@pytest.fixture(scope="module")
+def warm_zygote():
+    """Start the process that forks tools/*.py runs (helpers.zygote) at the start of a module
+    (``pytestmark = pytest.mark.usefixtures('warm_zygote')``): it imports torch, mmengine and
+    vggkit in the background while the module's quick tests run."""
+    zygote()
 
 
 @pytest.fixture(scope="module")

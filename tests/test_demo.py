@@ -16,7 +16,7 @@ CHANCE_TARGET_RECALL = 100 / 4                # four target digits
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    return run(str(root / "work"), epochs=6, n_train=10, splits=1,
+    return run(str(root / "work"), epochs=3, n_train=10, splits=1,
                data_root=str(root / "digits"), progress=False)
 
 
@@ -24,7 +24,8 @@ def test_source_protocols_beat_chance_by_far(demo):
     results = demo["test"]["models"][0]["results"]
     assert set(results) == {"center", "dense", "multicrop"}
     for name, err in results.items():
-        # measured 8.1 / 21.1 / 8.5 % after 6 epochs (center, dense, multicrop); chance 83.3%
+        # measured 8.9 / 15.4 / 8.1 % after 3 epochs (center, dense, multicrop), at most
+        # 25.6 % over training seeds 0-2 (8.1 / 21.1 / 8.5 % after 6 epochs); chance 83.3%
         assert err["top1_error"] < 40.0, (name, err)
     assert demo["test"]["num_images"] > 150
 
@@ -32,7 +33,8 @@ def test_source_protocols_beat_chance_by_far(demo):
 def test_transfer_to_unseen_digits_beats_chance_by_far(demo):
     transfer = demo["transfer"]
     assert transfer["metric"] == "mean_class_recall"
-    # measured 73% with 10 training images per class after 6 epochs; chance is 25%
+    # measured 92.4% with 10 training images per class after 3 epochs (88.6-92.4% over
+    # training seeds 0-2; 94.6% after 6 epochs); chance is 25%
     assert transfer["mean"] > 45.0, transfer["mean"]
 
 

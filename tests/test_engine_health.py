@@ -13,7 +13,7 @@ from mmengine.config import Config
 from mmengine.structures import BaseDataElement
 from PIL import Image
 
-from helpers import REPO, make_image_folder, run_train
+from helpers import REPO, ToolRun, make_image_folder
 
 from vggkit.engine.classifier import VGGClassifier
 from vggkit.commands.train import parse_args
@@ -23,6 +23,9 @@ from vggkit.engine.hooks.health import (TrainingCollapseError, TrainingHealthHoo
                                         loss_plateau)
 
 TINY = str(REPO / "configs" / "tiny" / "vgg_a_tiny.py")
+# the tools' process (helpers.zygote) imports in the background during the quick tests,
+# which take one thread: tiny nets gain nothing from two and would contend with it
+pytestmark = pytest.mark.usefixtures("warm_zygote", "one_thread")
 LN10 = math.log(10)
 
 
@@ -234,14 +237,57 @@ def _health_warnings(log: str) -> list[str]:
             if " - WARNING - training health" in line]
 
 
-def test_collapsed_run_is_named_in_the_log(tmp_path):
+def _solid_folder(root: Path, per_class: int = 16) -> Path:
+    """Solid red vs solid blue images with noise: separable by the mean colour alone."""
+    rng = np.random.default_rng(0)
+    for name, colour in (("blue", (30, 40, 220)), ("red", (220, 40, 30))):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            noise = rng.normal(0, 25, size=(48, 56, 3))
+            img = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(root / name / f"{i:03d}.jpg", quality=92)
+    return root
+
+
+def _collapsed_run(root: Path) -> list[str]:
+    data = make_image_folder(root / "img", per_class=6)  # 18 images, 2 iterations/epoch
+    return [TINY, "--data-root", str(data), "--work-dir", str(root / "w"),
+            "--seed", "0", "--cfg-options", "model.vgg.init=paper", "total_batch_size=16",
+            "train_cfg.max_epochs=3", *_health(interval=1, loss_window_iters=2)]
+
+
+def _high_lr_run(root: Path) -> list[str]:
+    data = make_image_folder(root / "img", per_class=6)
+    return [TINY, "--data-root", str(data), "--work-dir", str(root / "w"), "--seed", "0",
+            "--strict-health", "--cfg-options", "total_batch_size=16", "lr_scaling=none",
+            "optim_wrapper.optimizer.lr=0.3",
+            "train_cfg.max_epochs=4", *_health(interval=1, loss_window_iters=2)]
+
+
+def _learning_run(root: Path) -> list[str]:
+    data = _solid_folder(root / "img")  # 32 images, 2 iterations per epoch
+    return [TINY, "--data-root", str(data), "--work-dir", str(root / "w"),
+            "--seed", "0", "--strict-health", "--cfg-options", "total_batch_size=16",
+            "optim_wrapper.optimizer.lr=0.02", "train_cfg.max_epochs=12",
+            *_health(interval=1, loss_window_iters=12)]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, tuple[Path, ToolRun]]:
+    """The three tools/train.py runs of the tests below, started together: each is one
+    single-threaded process, so on two cores they end in about the time of two."""
+    started = {}
+    for name, args in (("collapsed", _collapsed_run), ("high_lr", _high_lr_run),
+                       ("learning", _learning_run)):
+        root = tmp_path_factory.mktemp(name)
+        started[name] = (root, ToolRun("train.py", args(root)))
+    return started
+
+
+def test_collapsed_run_is_named_in_the_log(runs):
     """init='paper' (N(0, 0.01^2)) at 1/16 width: the signal vanishes in the conv stack,
     the stall Sect. 3.1 warns of."""
-    data = make_image_folder(tmp_path / "img", per_class=6)  # 18 images, 2 iterations/epoch
-    run = run_train([TINY, "--data-root", str(data), "--work-dir", str(tmp_path / "w"),
-                     "--seed", "0", "--cfg-options", "model.vgg.init=paper", "total_batch_size=16",
-                     "train_cfg.max_epochs=3",
-                     *_health(interval=1, loss_window_iters=2)])
+    run = runs["collapsed"][1].wait()
     assert run.returncode == 0, run.stderr[-3000:]
     warnings = _health_warnings(run.stdout + run.stderr)
     assert warnings[0].startswith("training health (iteration 1): fc7 identical across the "
@@ -256,43 +302,23 @@ def test_collapsed_run_is_named_in_the_log(tmp_path):
     assert len(warnings) <= 9 and kinds.count("validation") == 3, warnings
 
 
-def test_strict_health_stops_a_too_high_learning_rate(tmp_path):
-    data = make_image_folder(tmp_path / "img", per_class=6)
-    work = tmp_path / "w"
-    run = run_train([TINY, "--data-root", str(data), "--work-dir", str(work), "--seed", "0",
-                     "--strict-health", "--cfg-options", "total_batch_size=16", "lr_scaling=none",
-                     "optim_wrapper.optimizer.lr=0.3",
-                     "train_cfg.max_epochs=4", *_health(interval=1, loss_window_iters=2)])
+def test_strict_health_stops_a_too_high_learning_rate(runs):
+    root, started = runs["high_lr"]
+    run = started.wait()
     assert run.returncode == 2, run.stderr[-3000:]
     assert "Traceback" not in run.stderr
     (line,) = [ln for ln in run.stderr.splitlines() if ln.startswith("vggkit train: error:")]
     assert line == run.stderr.splitlines()[-1]  # the last word, on one line
     assert line.startswith("vggkit train: error: training health (")
     assert "lr 0.3 for 16 images per step" in line and "dead ReLUs" in line
-    assert not (work / "epoch_4.pth").exists()  # stopped, not trained to the end
+    assert not (root / "w" / "epoch_4.pth").exists()  # stopped, not trained to the end
 
 
-def _solid_folder(root: Path, per_class: int = 16) -> Path:
-    """Solid red vs solid blue images with noise: separable by the mean colour alone."""
-    rng = np.random.default_rng(0)
-    for name, colour in (("blue", (30, 40, 220)), ("red", (220, 40, 30))):
-        (root / name).mkdir(parents=True)
-        for i in range(per_class):
-            noise = rng.normal(0, 25, size=(48, 56, 3))
-            img = np.clip(np.array(colour) + noise, 0, 255).astype(np.uint8)
-            Image.fromarray(img).save(root / name / f"{i:03d}.jpg", quality=92)
-    return root
-
-
-def test_learning_run_is_left_alone(tmp_path):
+def test_learning_run_is_left_alone(runs):
     """Every check at every iteration from the start, on a run that learns (its loss
     starts above ln 2 and crosses it by epoch 4; its validations before that are one class,
     within the grace of loss_window_iters = 12 iterations = 6 epochs)."""
-    data = _solid_folder(tmp_path / "img")  # 32 images, 2 iterations per epoch
-    run = run_train([TINY, "--data-root", str(data), "--work-dir", str(tmp_path / "w"),
-                     "--seed", "0", "--strict-health", "--cfg-options", "total_batch_size=16",
-                     "optim_wrapper.optimizer.lr=0.02", "train_cfg.max_epochs=12",
-                     *_health(interval=1, loss_window_iters=12)])
+    run = runs["learning"][1].wait()
     assert run.returncode == 0, run.stderr[-3000:]
     assert _health_warnings(run.stdout + run.stderr) == []
     assert "top1_error: 0.0000" in run.stdout  # it did learn

@@ -22,9 +22,12 @@ from vggkit.localisation.merging import merge_boxes
 from vggkit.localisation.metrics import is_localised, localisation_error
 from vggkit.localisation.model import VGGLocaliser, class_boxes, l2_loss
 
-from helpers import REPO, env
+from helpers import REPO, run_tool
 
 TINY = dict(arch="A", width_mult=1 / 8, fc_width=16, input_size=32, dropout=0.0)
+# the tools' process of the end-to-end run (helpers.zygote) imports in the background during
+# the quick tests, which take one thread: tiny nets gain nothing from two and would contend
+pytestmark = pytest.mark.usefixtures("warm_zygote", "one_thread")
 
 
 def results(w=100, h=50, boxes=((10, 5, 30, 25),), labels=(0,)):
@@ -420,15 +423,12 @@ def test_command_errors_are_one_line(tmp_path, capsys):
 def test_train_and_localise_beats_the_centre_box(tmp_path):
     """Classifier and SCR net trained with tools/train.py on 400 canvases, evaluated by
     tools/localise.py on 100: the boxes must beat the centre-box baseline."""
-    import subprocess
-    import sys
     from vggkit.localisation.canvases import write_canvases
     data = write_canvases(str(tmp_path / "data"), n_train=400, n_val=100, seed=3)
     cfg = REPO / "configs/loc/tiny"
 
     def run(tool, *args):
-        proc = subprocess.run([sys.executable, str(REPO / "tools" / tool), *args], env=env(),
-                              capture_output=True, text=True, timeout=600)
+        proc = run_tool(tool, list(args), timeout=600)
         assert proc.returncode == 0, proc.stderr[-2000:]
 
     run("train.py", str(cfg / "digits_cls.py"), "--data-root", data, "--work-dir",
