@@ -122,7 +122,7 @@ _ZYGOTE_PRELOAD = (
 )
 
 _ZYGOTE_SOURCE = r'''
-import atexit, importlib, io, json, os, runpy, select, signal, sys, traceback
+import atexit, importlib, json, os, runpy, select, signal, sys, traceback
 replies = os.fdopen(int(sys.argv[1]), "w", buffering=1)
 for name in sys.argv[2].split(","):
     try:  # a module renamed or gone is simply imported (or not) by the tool itself

@@ -46,3 +46,37 @@ def test_plots_and_table(demo):
     table = format_table(demo)
     for word in ("center", "dense", "multicrop", "mean_class_recall", "train", "transfer"):
         assert word in table
+
+
+def test_a_second_demo_in_the_same_work_dir_starts_its_feature_store_afresh(tmp_path,
+                                                                             monkeypatch):
+    """The train stage writes a new checkpoint each time, and a store refuses to resume from
+    another checkpoint's features: a stale store must not survive into the extract stage."""
+    import json
+
+    from vggkit import demo as d
+    from vggkit.commands import extract, test, train, transfer
+    work = tmp_path / "work"
+    stale = work / "features" / "meta.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}")  # what an earlier demo left
+    seen = {}
+
+    def fake_extract(argv):
+        seen["stale store at extract"] = stale.exists()
+        return 0
+
+    def fake_json(flag):
+        def main(argv):
+            with open(argv[argv.index(flag) + 1], "w") as f:
+                json.dump({}, f)
+            return 0
+        return main
+    monkeypatch.setattr(d, "write_digits", lambda root: {"source": "s", "target": "t"})
+    monkeypatch.setattr(d, "last_checkpoint", lambda path: "ckpt.pth")
+    monkeypatch.setattr(train, "main", lambda argv: 0)
+    monkeypatch.setattr(test, "main", fake_json("--out"))
+    monkeypatch.setattr(extract, "main", fake_extract)
+    monkeypatch.setattr(transfer, "main", fake_json("--out"))
+    d.run(str(work), progress=False)
+    assert seen == {"stale store at extract": False}

@@ -115,6 +115,9 @@ def run(work_dir: str, epochs: int = 15, n_train: int = 10, splits: int = 3,
         CONFIG, ckpt, "--data-root", data["source"], "--strategy", *STRATEGIES,
         "--out", test_json, *quiet]))
     store = os.path.join(work_dir, "features")
+    # the train stage has just written a new checkpoint, and a store refuses to resume from
+    # another one's features: a second demo in the same work dir starts its store afresh
+    shutil.rmtree(store, ignore_errors=True)
     _stage("extract", timings, lambda: extract_main([
         CONFIG, ckpt, "--task", "imagefolder", "--data-root", data["target"],
         "--scales", "32", "40", "48", "--aggregate", "stack", "--out", store, *quiet]))
