@@ -545,3 +545,19 @@ def tiny_vgg(num_classes: int, init: str = "kaiming"):
     torch.manual_seed(0)
     return build_vgg("A", num_classes=num_classes, width_mult=1 / 16, fc_width=32,
                      input_size=32, init=init).eval()
+
+
+def random_image(h: int, w: int, seed: int = 0) -> Image.Image:
+    """An RGB image of uniform random pixels."""
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+
+
+def views_at(images, scales) -> dict[int, list]:
+    """Each image's uint8 view at every scale Q, gathered per Q (what a strategy takes)."""
+    from vggkit.inference.views import image_views
+    views: dict[int, list] = {}
+    for img in images:
+        for q, t in image_views(img, scales).items():
+            views.setdefault(q, []).append(t)
+    return views

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -14,7 +13,7 @@ from torch import nn
 
 from vggkit.engine.scales import default_test_scales
 from vggkit.inference.views import image_views
-from helpers import TenCropPlugin, tiny_vgg
+from helpers import TenCropPlugin, random_image, tiny_vgg, views_at
 from vggkit.evaluation.loading import ModelEntry
 from vggkit.evaluation.loop import compile_nets, run_batch
 from vggkit.evaluation.strategies import (MultiCrop, UnknownStrategyError, build_strategy,
@@ -33,19 +32,6 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def tiny():
     return tiny_vgg(7)
-
-
-def _image(h: int, w: int, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-
-
-def _views(images, scales):
-    views: dict[int, list] = {}
-    for img in images:
-        for q, t in image_views(img, scales).items():
-            views.setdefault(q, []).append(t)
-    return views
 
 
 class CropRecorder(nn.Module):
@@ -104,7 +90,7 @@ def test_multicrop_positions_form_5x5_grid_with_corners_and_flips():
 
 def test_crop_count_is_150_for_three_scales():
     model = CropRecorder()
-    views = _views([_image(40, 60), _image(64, 48, 1)], [32, 48, 64])
+    views = views_at([random_image(40, 60), random_image(64, 48, 1)], [32, 48, 64])
     build_strategy("multicrop", batch_size=64)(model, views, [32, 48, 64], RAW)
     assert len(model.seen) == 2 * 150  # two images, 5*5*2 per scale, three scales
     model = CropRecorder()
@@ -113,8 +99,8 @@ def test_crop_count_is_150_for_three_scales():
 
 
 def test_dense_at_crop_scale_on_square_image_equals_center(tiny):
-    images = [_image(50, 50, s) for s in range(3)]
-    views = _views(images, [32])
+    images = [random_image(50, 50, s) for s in range(3)]
+    views = views_at(images, [32])
     center = build_strategy("center")(tiny, views, [32], RAW)
     dense_noflip = build_strategy("dense", flip=False)(tiny, views, [32], RAW)
     torch.testing.assert_close(dense_noflip, center, rtol=1e-5, atol=1e-6)
@@ -127,12 +113,12 @@ def test_dense_at_crop_scale_on_square_image_equals_center(tiny):
 
 def test_dense_averages_score_map_then_softmax(tiny):
     # independent re-derivation: a 64x96 image gives a 2x3 score map; average, then softmax
-    img = _image(64, 96)
+    img = random_image(64, 96)
     x = image_views(img, [64])[64][None].float()
     scores = tiny.dense(x)
     assert scores.shape[-2:] == (2, 3)  # (64/32 - 1 + 1, 96/32 - 1 + 1)
     expected = F.softmax(scores.mean((2, 3)), 1)
-    got = build_strategy("dense", flip=False)(tiny, _views([img], [64]), [64], RAW)
+    got = build_strategy("dense", flip=False)(tiny, views_at([img], [64]), [64], RAW)
     torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
 
 
@@ -140,18 +126,18 @@ def test_dense_averages_score_map_then_softmax(tiny):
 def test_flip_average_is_symmetric(tiny, name):
     # sizes where pooling never truncates (multiples of 32) and grid spans are even,
     # so the image and its mirror see exactly mirrored inputs
-    img = _image(64, 96, 3)
+    img = random_image(64, 96, 3)
     mirror = img.transpose(Image.FLIP_LEFT_RIGHT)
     strategy = build_strategy(name, batch_size=16)
-    a = strategy(tiny, _views([img], [64, 128]), [64, 128], RAW)
-    b = strategy(tiny, _views([mirror], [64, 128]), [64, 128], RAW)
+    a = strategy(tiny, views_at([img], [64, 128]), [64, 128], RAW)
+    b = strategy(tiny, views_at([mirror], [64, 128]), [64, 128], RAW)
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(a, torch.full_like(a, 1 / 7), atol=1e-4)  # not trivially uniform
 
 
 def test_dense_batches_equal_sizes_and_keeps_order(tiny):
-    images = [_image(40, 60, 0), _image(50, 50, 1), _image(40, 60, 2), _image(60, 40, 3)]
-    views = _views(images, [32])
+    images = [random_image(40, 60, 0), random_image(50, 50, 1), random_image(40, 60, 2), random_image(60, 40, 3)]
+    views = views_at(images, [32])
     calls = []
     original = tiny.dense
 
@@ -171,7 +157,7 @@ def test_dense_batches_equal_sizes_and_keeps_order(tiny):
 
 
 def test_multiscale_is_mean_of_single_scales(tiny):
-    views = _views([_image(40, 60)], [32, 48])
+    views = views_at([random_image(40, 60)], [32, 48])
     s = build_strategy("multicrop")
     both = s(tiny, views, [32, 48], RAW)
     torch.testing.assert_close(both, (s(tiny, views, [32], RAW) + s(tiny, views, [48], RAW)) / 2)
@@ -188,7 +174,7 @@ def test_paper_default_scales():
 
 
 def test_bad_inputs(tiny):
-    views = _views([_image(40, 60)], [32])
+    views = views_at([random_image(40, 60)], [32])
     with pytest.raises(ValueError, match="Q=24 is below the crop size 32"):
         build_strategy("center")(tiny, views, [24], RAW)
     with pytest.raises(UnknownStrategyError) as err:
@@ -234,8 +220,8 @@ def _dense_by_hand(net, views, scales, n):
 @pytest.mark.parametrize("backend", [b for b in available_backends("dense")
                                      if b in ("onnxruntime", "mkldnn")])
 def test_dense_on_a_backend_of_dynamic_size(tiny, backend):
-    images = [_image(40, 60, 0), _image(50, 50, 1), _image(64, 96, 2)]  # three sizes per Q
-    views = _views(images, [32, 48])
+    images = [random_image(40, 60, 0), random_image(50, 50, 1), random_image(64, 96, 2)]  # three sizes per Q
+    views = views_at(images, [32, 48])
     net = CompiledNet(tiny, backend, "fp32", dense_size=40)
     got = build_strategy("dense", batch_size=4)(net, views, [32, 48], RAW)
     with torch.no_grad():
@@ -268,7 +254,7 @@ def test_auto_probes_each_output_its_strategies_call(tiny, measured):
     assert keys["dense"].split(" | ")[6] == "48" and "jit" not in keys["dense"].split(" | ")[7]
     assert "jit fp32" not in entries[keys["dense"]]["ms"]
     assert entry.compiled.choices["dense"][0] in ("onnxruntime", "mkldnn", "eager")
-    views = _views([_image(48, 70, 0), _image(64, 48, 1)], [32, 48, 64])
+    views = views_at([random_image(48, 70, 0), random_image(64, 48, 1)], [32, 48, 64])
     out = run_batch([entry], strategies, views)
     with torch.no_grad():
         torch.testing.assert_close(out["model0/dense"], _dense_by_hand(

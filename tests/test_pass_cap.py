@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
 
-from helpers import tiny_vgg
+from helpers import random_image, tiny_vgg, views_at
 from vggkit.evaluation.loading import ModelEntry
 from vggkit.evaluation.loop import compile_nets, run_batch
 from vggkit.evaluation.strategies import build_strategy, grid_offsets
@@ -21,7 +19,6 @@ from vggkit.inference import autotune
 from vggkit.inference import pass_cap as cap_module
 from vggkit.inference.pass_cap import (PASS_CROPS_ENV, activation_bytes_per_pixel,
                                        fastest_pass, memory_crops, pass_cap, time_per_crop)
-from vggkit.inference.views import image_views
 from vggkit.models import build_vgg
 
 #: identity preprocessing: the net sees the raw 0-255 pixel values
@@ -60,19 +57,6 @@ def probing(tmp_path, monkeypatch):
     monkeypatch.setattr(cap_module, "pass_timer", timer)
     yield {"cache": cache, "timed": timed}
     autotune.forget()
-
-
-def _image(h: int, w: int, seed: int = 0) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-
-
-def _views(images, scales):
-    views: dict[int, list] = {}
-    for img in images:
-        for q, t in image_views(img, scales).items():
-            views.setdefault(q, []).append(t)
-    return views
 
 
 def test_memory_bound_from_layer_widths_hand_computed(monkeypatch):
@@ -258,8 +242,8 @@ class PassSizes:
 @pytest.mark.parametrize("name", ["multicrop", "dense"])
 def test_posteriors_do_not_depend_on_the_cap(tiny, name, monkeypatch):
     monkeypatch.delenv(PASS_CROPS_ENV, raising=False)
-    images = [_image(40, 60, 0), _image(40, 60, 1), _image(64, 48, 2)]
-    views = _views(images, [48])
+    images = [random_image(40, 60, 0), random_image(40, 60, 1), random_image(64, 48, 2)]
+    views = views_at(images, [48])
     got = {}
     # dense: images of 48x72 (two) and 64x48, each with its mirror; one crop's pixels
     # hold one image a pass. Multi-crop: 150 crops, 64 (the batch size) at most
@@ -282,5 +266,5 @@ def test_compile_nets_derives_the_caps_before_the_images(tiny, probing):
     caps = json.loads(probing["cache"].read_text())["pass_caps"]
     assert sorted(k.split(" | ")[5].split()[0] for k in caps) == ["dense", "logits"]
     assert probing["timed"] == TIMED * 2  # once per output, not per strategy
-    run_batch([entry], strategies, _views([_image(40, 60)], [32, 48]))
+    run_batch([entry], strategies, views_at([random_image(40, 60)], [32, 48]))
     assert probing["timed"] == TIMED * 2  # evaluating times nothing more
