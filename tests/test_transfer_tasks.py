@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from helpers import write_store
+from vggkit.registry import TRANSFER_TASKS
 from vggkit.transfer.task import ProtocolError, TaskLayoutError, build_task
 
 VOC = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -72,8 +73,7 @@ def test_wrong_layout_and_unknown_task(tmp_path):
 
 
 def test_plugins_listed_and_qualified():
-    from vggkit.plugins import names
-    known = names("transfer_tasks")
+    known = TRANSFER_TASKS.known_names()
     for n in ("imagefolder", "caltech101", "caltech256", "voc2007", "voc2012",
               "caltech.caltech101", "voc.voc2012"):
         assert n in known

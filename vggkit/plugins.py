@@ -1,8 +1,8 @@
-"""Plugin loading: the built-in plugin, then entry points; allow/deny lists, failure isolation.
+"""Plugin loading: the built-in plugin (:mod:`vggkit.builtins`), then entry points.
 
-vggkit's own components arrive through the hooks a third party uses
-(:mod:`vggkit.builtins`, the pattern of simonw/llm). The first registry lookup
-loads the plugins, once. Environment variables, read when loading:
+The first registry lookup loads them, once. A plugin that fails to import or in
+a hook is skipped with one warning and listed as failed; what its hooks
+registered is published only if all of them succeeded. Read when loading:
 
 ``VGGKIT_LOAD_PLUGINS``     allow-list of entry-point or distribution names,
                             comma-separated; "" loads no third-party plugin
@@ -70,14 +70,14 @@ class PluginManager:
     def load(self) -> None:
         self.add(builtins, PluginInfo(SCOPE, "vggkit", __version__))
         allow, deny = _names("VGGKIT_LOAD_PLUGINS"), _names("VGGKIT_DISABLE_PLUGINS") or set()
-        # sorted: the load order never depends on sys.path's (importlib.metadata
-        # already keeps one distribution of each name, the first on sys.path)
+        # sorted: the order never depends on sys.path's (importlib.metadata keeps
+        # one distribution of each name already, the first on sys.path)
         for ep in sorted(metadata.entry_points(group=SCOPE), key=lambda ep: (ep.name, ep.value)):
             info = PluginInfo(ep.name, ep.dist and ep.dist.name, ep.dist and ep.dist.version)
-            if (allow is not None and not {ep.name, info.distribution} & allow) or \
-                    {ep.name, info.distribution} & deny:
-                self.infos.append(info)
+            ids = {ep.name, info.distribution}
+            if (allow is not None and not ids & allow) or ids & deny:
                 info.status = "blocked"
+                self.infos.append(info)
                 continue
             try:
                 plugin = ep.load()
@@ -88,15 +88,14 @@ class PluginManager:
             self.add(plugin, info)
 
     def add(self, plugin: Any, info: PluginInfo) -> None:
-        """Run ``plugin``'s hooks; what they register is published only if all succeed."""
+        """Run ``plugin``'s hooks; publish what they registered only if all succeed."""
         self.infos.append(info)
-        staged: dict[str, dict[str, Any]] = {}  # kind -> name -> what the plugin registered
+        staged: dict[str, dict[str, Any]] = {}  # kind -> name -> object
         where = "registration"
         try:
-            # checked here because pluggy's own error lists every plugin loaded
             if self.pm.has_plugin(info.name) or self.pm.is_registered(plugin):
-                raise ValueError(f"a plugin named '{info.name}' or the same object is "
-                                 "already registered")
+                # checked here: pluggy's own message lists every plugin loaded
+                raise ValueError(f"a plugin named '{info.name}' or the same object is loaded")
             self.pm.register(plugin, name=info.name)
             callers = self.pm.get_hookcallers(plugin) or []
             info.hooks = sorted(caller.name for caller in callers)
@@ -119,7 +118,7 @@ class PluginManager:
             ALL[kind].add_plugin(info.name, components)
 
     def _registerer(self, info: PluginInfo, kind: str, staged: dict[str, Any]) -> Any:
-        """The ``register`` callable a hook receives."""
+        """The ``register(obj, name=None)`` callable a hook receives."""
         def register(obj: Any, name: str | None = None) -> None:
             key = name or getattr(obj, "__name__", None)
             if not isinstance(key, str) or ("." in key and not ALL[kind].dotted):
@@ -136,8 +135,7 @@ class PluginManager:
     def fail(self, info: PluginInfo, where: str, exc: Exception) -> None:
         info.status, info.error = "failed", f"{type(exc).__name__}: {exc}"
         dist = f"{info.distribution} {info.version}" if info.distribution else "unknown"
-        message = (f"vggkit plugin '{info.name}' (distribution {dist}) failed in {where}: "
-                   f"{info.error}")
+        message = f"vggkit plugin '{info.name}' (distribution {dist}) failed in {where}: {info.error}"
         if self.strict:
             raise PluginError(message) from exc
         warnings.warn(f"{message}; it is skipped (VGGKIT_STRICT_PLUGINS=1 makes this an error, "
@@ -148,23 +146,23 @@ _LOCK = threading.RLock()  # reentrant: a plugin's own imports may look names up
 _MANAGER: PluginManager | None = None
 
 
-def load_plugins(reload: bool = False) -> PluginManager:
-    """Load the built-in and installed plugins, once (registry lookups call this)."""
-    global _MANAGER
+def load_plugins() -> PluginManager:
+    """The built-in and installed plugins, loaded once (registry lookups call this)."""
     with _LOCK:
-        if _MANAGER is None or reload:
-            _MANAGER = PluginManager()  # set first: lookups made while loading see it
-            try:
-                _MANAGER.load()
-            except BaseException:
-                _MANAGER = None
-                raise
-        return _MANAGER
+        return _MANAGER or reload_plugins()
 
 
 def reload_plugins() -> PluginManager:
     """Forget every plugin and load again, re-reading the environment."""
-    return load_plugins(reload=True)
+    global _MANAGER
+    with _LOCK:
+        _MANAGER = manager = PluginManager()  # set first: lookups made while loading see it
+        try:
+            manager.load()
+        except BaseException:
+            _MANAGER = None
+            raise
+        return manager
 
 
 def register_plugin(plugin: Any, name: str) -> PluginInfo:
@@ -177,8 +175,3 @@ def register_plugin(plugin: Any, name: str) -> PluginInfo:
 def plugin_infos(include_builtin: bool = False) -> list[PluginInfo]:
     """The record of every third-party plugin (and the built-in one if asked)."""
     return [i for i in load_plugins().infos if include_builtin or i.name != SCOPE]
-
-
-def names(kind: str) -> list[str]:
-    """Names usable as ``type=`` for a listing kind, e.g. ``names('eval_strategies')``."""
-    return ALL[kind].known_names()

@@ -1,10 +1,9 @@
 """Registries of vggkit: children of mmengine's roots, in scope ``vggkit``.
 
 Components arrive only through the plugin hooks (:mod:`vggkit.hookspecs`); a
-registry loads the plugins on its first lookup. A name is resolved
-unqualified, ``type='ScaleJitter'`` (a built-in, else the one plugin that
-claimed it; two claims raise :class:`PluginConflictError`), or qualified,
-``type='example.ScaleJitter'`` (that plugin's; ``vggkit.Name``: the built-in).
+registry loads the plugins on its first lookup. ``type='ScaleJitter'`` names a
+built-in, else the one plugin that registered it (two: :class:`PluginConflictError`);
+``type='example.ScaleJitter'`` names that plugin's, ``vggkit.ScaleJitter`` the built-in.
 """
 from __future__ import annotations
 
@@ -18,19 +17,18 @@ SCOPE = "vggkit"
 
 
 class PluginConflictError(KeyError):
-    """An unqualified name was claimed by more than one plugin."""
+    """An unqualified name was registered by more than one plugin."""
 
-    def __str__(self) -> str:  # KeyError would quote the message
+    def __str__(self) -> str:  # KeyError's would quote the message
         return str(self.args[0])
 
 
 class VggkitRegistry(Registry):
     """An mmengine registry that loads the plugins first and resolves their names.
 
-    Built-ins live in the registry itself; a third-party plugin's components in
-    :attr:`plugins` (plugin -> name -> object), so a reload drops them without
-    touching mmengine. ``dotted=True``: names may contain '.' (weights:
-    ``vgg16.torchvision``), and a whole name is tried before ``plugin.name``.
+    Built-ins are registered in mmengine's registry; a third-party plugin's
+    components are kept in :attr:`plugins` (plugin -> name -> object), so a
+    reload forgets them. ``dotted``: names may hold '.' (``vgg16.torchvision``).
     """
 
     def __init__(self, name: str, parent: Registry | None = None, dotted: bool = False) -> None:
@@ -39,29 +37,28 @@ class VggkitRegistry(Registry):
         self.plugins: dict[str, dict[str, Any]] = {}
 
     def add_plugin(self, plugin: str, components: dict[str, Any]) -> None:
-        """Make a loaded plugin's components resolvable (the built-in one: ``plugin == SCOPE``)."""
-        if plugin == SCOPE:  # force: a reload adds the same built-ins again
+        """Publish a plugin's components (the built-in plugin's: ``plugin == SCOPE``)."""
+        if plugin == SCOPE:  # force: a reload registers the same built-ins again
             for name, obj in components.items():
                 self.register_module(name=name, module=obj, force=True)
             return
         self.plugins[plugin] = components
         for name in sorted(components.keys() & self.module_dict.keys()):
-            warnings.warn(f"vggkit: plugin '{plugin}' registers {self.name} '{name}', a "
-                          f"built-in name; the built-in keeps '{name}', the plugin's is "
-                          f"'{plugin}.{name}'", stacklevel=4)
+            warnings.warn(f"vggkit: plugin '{plugin}' registers {self.name} '{name}', a built-in "
+                          f"name; '{name}' stays the built-in, the plugin's is '{plugin}.{name}'",
+                          stacklevel=4)
 
     def get(self, key: str) -> Any:
         """What ``key`` names (see the module's docstring); None if nothing."""
-        _load_plugins()
+        from vggkit.plugins import load_plugins  # not at the top: vggkit.plugins imports us
+        load_plugins()
         if key in self.module_dict:
             return self.module_dict[key]
-        found = {p: components[key] for p, components in self.plugins.items()
-                 if key in components}
+        found = {p: c[key] for p, c in self.plugins.items() if key in c}
         if len({id(obj) for obj in found.values()}) > 1:
-            claims = ", ".join(f"plugin '{p}' as '{p}.{key}'" for p in found)
             raise PluginConflictError(
-                f"{self.name} '{key}' is registered by more than one plugin ({claims}); "
-                f"use a qualified name, e.g. type='{next(iter(found))}.{key}'")
+                f"{self.name} '{key}' is registered by more than one plugin "
+                f"({', '.join(f'{p}.{key}' for p in found)}); use one of these qualified names")
         if found:
             return next(iter(found.values()))
         scope, _, name = key.partition(".")
@@ -79,17 +76,11 @@ class VggkitRegistry(Registry):
 
     def known_names(self) -> list[str]:
         """Every name a user can pass as ``type``, unqualified and qualified."""
-        _load_plugins()
-        names: set[str] = set()
-        for scope, components in [(SCOPE, self.module_dict), *self.plugins.items()]:
-            names.update(components)
-            names.update(f"{scope}.{name}" for name in components)
-        return sorted(names)
-
-
-def _load_plugins() -> None:
-    from vggkit.plugins import load_plugins  # not at the top: vggkit.plugins imports us
-    load_plugins()
+        from vggkit.plugins import load_plugins
+        load_plugins()
+        scoped = [(SCOPE, self.module_dict), *self.plugins.items()]
+        return sorted({n for _, names in scoped for n in names}
+                      | {f"{scope}.{n}" for scope, names in scoped for n in names})
 
 
 MODELS = VggkitRegistry("model", mm.MODELS)
@@ -110,12 +101,8 @@ ALL: dict[str, VggkitRegistry] = {
     "weight_converters": WEIGHT_CONVERTERS, "weights": WEIGHTS,
 }
 
-# No hook feeds mmengine's other roots, but a runner with default_scope='vggkit'
-# looks the scope up in every tree (else mmengine warns "Failed to search registry
-# with scope vggkit" and falls back), so each gets a 'vggkit' node nobody imports.
-for _root in (mm.DATA_SAMPLERS, mm.EVALUATOR, mm.FUNCTIONS, mm.INFERENCERS, mm.LOG_PROCESSORS,
-              mm.LOOPS, mm.MODEL_WRAPPERS, mm.OPTIMIZERS, mm.OPTIM_WRAPPERS,
-              mm.OPTIM_WRAPPER_CONSTRUCTORS, mm.PARAM_SCHEDULERS, mm.RUNNERS,
-              mm.RUNNER_CONSTRUCTORS, mm.STRATEGIES, mm.TASK_UTILS, mm.VISBACKENDS,
-              mm.VISUALIZERS, mm.WEIGHT_INITIALIZERS):
+# A runner with default_scope='vggkit' looks the scope up in every mmengine root
+# (else it warns "Failed to search registry with scope vggkit"), so the roots no
+# hook feeds (optimizers, loops, ...) each get an empty 'vggkit' child.
+for _root in [r for r in vars(mm).values() if isinstance(r, Registry) and SCOPE not in r.children]:
     Registry(_root.name, parent=_root, scope=SCOPE)
