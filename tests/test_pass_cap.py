@@ -268,3 +268,32 @@ def test_compile_nets_derives_the_caps_before_the_images(tiny, probing):
     assert probing["timed"] == TIMED * 2  # once per output, not per strategy
     run_batch([entry], strategies, views_at([random_image(40, 60)], [32, 48]))
     assert probing["timed"] == TIMED * 2  # evaluating times nothing more
+
+
+def test_an_evaluation_derives_the_cap_once_per_model(monkeypatch):
+    """Every batch of images asks for the cap; its key (the machine, the net's parameter
+    shapes) is built once per model, and another model gets its own cap, not a stale one."""
+    monkeypatch.delenv(PASS_CROPS_ENV, raising=False)
+    monkeypatch.setattr(cap_module, "_mem_available", lambda: 2 ** 20)
+    autotune.forget()
+    keyed = []  # the output of every key built
+    probe_key = autotune.probe_key
+    monkeypatch.setattr(autotune, "probe_key",
+                        lambda *args: keyed.append(args[2]) or probe_key(*args))
+    # net A: 28 B per input pixel, 18 crops of 32x32 in half of 1 MiB; net D: 32 B, 16 crops
+    nets = {"A": tiny_vgg(7),
+            "D": build_vgg("D", num_classes=7, width_mult=1 / 16, fc_width=8, input_size=32).eval()}
+    sizes = {name: [] for name in nets}
+    for name, net in nets.items():
+        net.register_forward_pre_hook(lambda _, args, name=name: sizes[name].append(len(args[0])))
+    strategy = build_strategy("multicrop", batch_size=64)
+    # two images at Q=48: 2 x 25 crops x 2 flips = 100 crops a batch, in passes of the cap
+    views = views_at([random_image(40, 60, 0), random_image(64, 48, 1)], [48])
+    for _ in range(3):
+        strategy(nets["A"], views, [48], RAW)
+    assert keyed == ["logits"]
+    assert sizes["A"] == [18] * 5 + [10] + [18] * 5 + [10] + [18] * 5 + [10]
+    strategy(nets["D"], views, [48], RAW)
+    assert keyed == ["logits"] * 2 and sizes["D"] == [16] * 6 + [4]
+    assert strategy.pass_pixels(nets["A"], "logits") == 18 * 32 ** 2 and len(keyed) == 2
+    autotune.forget()

@@ -29,12 +29,18 @@ def derive_seed(*keys: int) -> int:
 
 @contextlib.contextmanager
 def seeded(seed: int) -> Iterator[None]:
-    """Seed ``random``, ``numpy.random`` and ``torch`` inside, restore them after."""
+    """Seed ``random``, ``numpy.random`` and ``torch``'s CPU generator inside, restore them after.
+
+    Only the CPU generator: it is all that ``fork_rng(devices=[])`` restores (seeding
+    CUDA too would leak into the global CUDA stream), and ``torch.manual_seed`` also
+    walks every device's seeding path, ~0.3 ms per sample even on a CPU-only machine.
+    The CPU stream is the same as ``torch.manual_seed``'s.
+    """
     py_state, np_state = random.getstate(), np.random.get_state()
     with torch.random.fork_rng(devices=[]):
         random.seed(seed)
         np.random.seed(seed)
-        torch.manual_seed(seed)
+        torch.default_generator.manual_seed(seed)
         try:
             yield
         finally:
