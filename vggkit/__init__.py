@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from vggkit import safe_load as _safe_load  # noqa: F401  (torch>=2.6 fix for mmengine)
 from vggkit.hookspecs import hookimpl
 
 __version__ = "0.1.0"
@@ -11,8 +10,8 @@ __all__ = ["__version__", "build_vgg", "extract_features", "hookimpl", "load_che
 
 
 def __getattr__(name: str) -> Any:
-    # `import vggkit` loads torch (the safe loader patches torch.load for
-    # mmengine) but not the model zoo, which waits until a model is asked for.
+    # `import vggkit` does not load torch (~3 s), so every `--help`, argument error
+    # and plugin module's `import vggkit` is quick; the model zoo waits until asked.
     if name in ("build_vgg", "load_checkpoint"):
         from vggkit import models
         return getattr(models, name)

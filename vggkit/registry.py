@@ -13,6 +13,11 @@ from typing import Any
 import mmengine.registry as mm
 from mmengine.registry import DefaultScope, Registry
 
+# Before any mmengine runner can load a checkpoint: every one builds from these
+# registries (a default scope 'vggkit' imports this module), and torch >= 2.6
+# refuses mmengine's own checkpoint types unless they are allow-listed.
+from vggkit import safe_load  # noqa: F401
+
 SCOPE = "vggkit"
 
 
