@@ -9,7 +9,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from vggkit.features.descriptor import AGGREGATES, flip_pooled
+from vggkit.features import AGGREGATES
+from vggkit.features.descriptor import flip_pooled
 from vggkit.features.extractor import FeatureExtractor, Net, SizeBatcher
 from vggkit.inference.backends import onnxruntime_available
 from vggkit.inference.batching import size_batches

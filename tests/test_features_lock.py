@@ -96,7 +96,7 @@ def no_work(monkeypatch):
     def forbidden(*args, **kwargs):
         raise AssertionError("a refused writer must not load nets or extract")
     monkeypatch.setattr(extract_tool, "load_net", forbidden)
-    monkeypatch.setattr(extract_tool, "run_extraction", forbidden)
+    monkeypatch.setattr("vggkit.features.runner.run_extraction", forbidden)  # imported per run
     monkeypatch.setattr(FolderTask, "scan", forbidden)
 
 

@@ -12,11 +12,14 @@ import argparse
 import sys
 
 from vggkit.commands import check_output_file, run_command
-from vggkit.models.converters import ConversionError, export_weights, import_weights
 
 
 def converter_names() -> list[str]:
-    """Names of the registered weight converters."""
+    """Names of the registered weight converters.
+
+    The parser lists them, so ``--help`` loads the plugins (and with them torch): a
+    plugin's converter is as much a choice as a built-in one.
+    """
     from vggkit.registry import WEIGHT_CONVERTERS
     return sorted(WEIGHT_CONVERTERS.known_names())
 
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     check_output_file(args.output, "OUTPUT")
+    from vggkit.models.converters import ConversionError, export_weights, import_weights
     if args.src:
         if args.to_rgb and args.src != "caffe":
             raise ConversionError("--to-rgb applies to --src caffe only")

@@ -5,8 +5,7 @@ import argparse
 import json
 
 from vggkit.commands import positive_int, run_command
-from vggkit.models.describe import describe, format_table
-from vggkit.models.vgg import ALIASES, CONFIGS
+from vggkit.models.archs import ALIASES, CONFIGS
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from vggkit.models.describe import describe, format_table
     info = describe(args.arch, args.num_classes, args.input_size, args.batch_norm, args.fc_width)
     print(json.dumps(info, indent=2) if args.json else format_table(info))
     return 0

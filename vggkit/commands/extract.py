@@ -17,22 +17,21 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
-import torch
 
 from vggkit.commands import (add_cfg_options, add_weights_option, parse_options, positive_int,
                              read_config, run_command, weights_config)
 from vggkit.errors import UserError
-from vggkit.features.descriptor import AGGREGATES, LAYERS
-from vggkit.features.extractor import FeatureExtractor, Net
-from vggkit.features.runner import BAD_IMAGE_MODES, run_extraction, writer_lock
+from vggkit.features import AGGREGATES, BAD_IMAGE_MODES, LAYERS
 from vggkit.features.store import FeatureStore, sha256_file, sha256_json
-from vggkit.inference.backends import BACKENDS, PRECISIONS
 from vggkit.inference.batching import MAX_BATCH_PIXELS
-from vggkit.inference.distributed import rank_and_world, share_outcome
 from vggkit.inference.launch import add_launch_options, launch
+from vggkit.inference.names import BACKENDS, PRECISIONS
+
+if TYPE_CHECKING:  # the extractor imports torch: the bodies import it, the parser does not
+    from vggkit.features.extractor import Net
 
 #: build_vgg arguments that do not change a loaded net's features
 _NOT_FEATURES = ("init", "init_std", "init_checkpoint", "init_conv_layers", "init_fc_layers",
@@ -94,6 +93,7 @@ def load_net(config: Any, checkpoint: str, device: str, cfg_options: dict | None
              source: str = "") -> tuple[Net, dict[str, Any]]:
     """Build the net of ``config`` (a path or a Config), load ``checkpoint``; return it and
     its settings record."""
+    from vggkit.features.extractor import Net
     from vggkit.models.from_config import build_from_config
     if isinstance(config, str):
         config, source = read_config(config, cfg_options), f"config '{config}'"
@@ -111,8 +111,10 @@ def _open_store(store: FeatureStore, settings: dict, index: dict, labels: np.nda
                 info: dict) -> None:
     """Rank 0 creates or checks the store; every rank learns the outcome.
 
-    The caller holds :func:`writer_lock`, so no other run writes in between.
+    The caller holds :func:`~vggkit.features.runner.writer_lock`, so no other run
+    writes in between.
     """
+    from vggkit.inference.distributed import rank_and_world, share_outcome
     first = rank_and_world()[0] == 0
     error: BaseException | None = None
     if first:
@@ -165,6 +167,7 @@ def extract(args: argparse.Namespace) -> int:
     ``--out`` is refused before it scans images or loads nets.
     """
     device = launch(args)
+    from vggkit.features.runner import writer_lock
     from vggkit.transfer.task import build_task
     options = parse_options(args.task_option)
     task = build_task(args.task, **options)
@@ -188,6 +191,10 @@ def _resumed_path(store: FeatureStore, backend: str, precision: str) -> tuple[st
 def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, device: str,
                     options: dict[str, Any]) -> int:
     """The work of :func:`extract`, done while this run is the store's only writer."""
+    import torch
+
+    from vggkit.features.extractor import FeatureExtractor
+    from vggkit.features.runner import run_extraction
     data = task.scan(args.data_root)
     if len(data) == 0:
         raise ValueError(f"task '{args.task}' found no images under '{args.data_root}'")

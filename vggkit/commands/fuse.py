@@ -10,12 +10,13 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from vggkit.commands import check_output_file, run_command
-from vggkit.evaluation import (Posteriors, errors, format_results, fuse, load_posteriors,
-                               save_posteriors)
 from vggkit.fileio import atomic_write_json
+
+if TYPE_CHECKING:  # the evaluation imports torch: the bodies import it, the parser does not
+    from vggkit.evaluation import Posteriors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +46,7 @@ def check_outputs(args: argparse.Namespace) -> None:
 
 def write_outputs(args: argparse.Namespace, results: dict[str, Any], post: Posteriors) -> None:
     """Print the error table; write the results and the posteriors where asked."""
+    from vggkit.evaluation import format_results, save_posteriors
     print(format_results(results))
     if args.out:
         atomic_write_json(args.out, results)
@@ -64,6 +66,7 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
 
 def fuse_files(specs: list[str]) -> Posteriors:
     """Fused posteriors of ``specs`` (see the ``files`` argument)."""
+    from vggkit.evaluation import Posteriors, fuse, load_posteriors
     parsed = [parse_spec(s) for s in specs]
     loaded = []
     for path, key in parsed:
@@ -98,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     check_outputs(args)
+    from vggkit.evaluation import errors
     post = fuse_files(args.files)
     write_outputs(args, {"num_images": len(post.ids), "fused": args.files,
                          "fusion": {k: errors(v, post.labels) for k, v in post.scores.items()}},

@@ -13,12 +13,10 @@ import argparse
 import sys
 from typing import Any
 
-import torch
-
 from vggkit.commands import (add_cfg_options, check_output_file, positive_int, read_config,
                              run_command)
 from vggkit.errors import UserError
-from vggkit.localisation.inference import PROTOCOLS
+from vggkit.localisation import PROTOCOLS
 
 COLUMNS = (("top1_loc_error", "top-1 loc"), ("top5_loc_error", "top-5 loc"),
            ("gt_class_loc_error", "true-class loc"), ("gt_class_mean_iou", "mean IoU"),
@@ -50,8 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="greedy merging joins boxes overlapping at least this much "
                    "(default: %(default)s)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
-                   help="torch device (default: %(default)s)")
+    p.add_argument("--device", help="torch device (default: cuda if there is a GPU, else cpu)")
     p.add_argument("--threads", type=positive_int,
                    help="torch CPU threads (default: torch's; 1 with --demo)")
     p.add_argument("--out", metavar="FILE", help="write settings, errors and per-image guesses "
@@ -81,6 +78,7 @@ def _run(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")
     check_output_file(args.plot, "--plot")
     if args.threads:
+        import torch
         torch.set_num_threads(args.threads)
     if args.demo:
         from vggkit.localisation.demo import run_demo
@@ -111,17 +109,19 @@ def _run(args: argparse.Namespace) -> int:
 def localise(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate the nets of ``args`` on their test set; the JSON-ready result."""
     from vggkit.engine.scales import check_scales, default_test_scales
+    from vggkit.inference.distributed import choose_device
     from vggkit.localisation.loading import (load_classifier, load_localiser, localiser_config,
                                              test_set, train_scale)
     from vggkit.localisation.protocol import evaluate
 
+    device = choose_device(args.device)
     cfg = read_config(args.config, args.cfg_options)
     localiser_config(cfg, args.config)  # a wrong config fails before any data is read
     cls_cfg = read_config(args.cls_config, args.cfg_options)
     classes, infos = test_set(cfg, args.data_root, args.config)
     infos = infos[:args.limit] if args.limit else infos
-    cls, cls_meta = load_classifier(cls_cfg, args.cls_checkpoint, args.cls_config, args.device)
-    loc, loc_meta = load_localiser(cfg, args.checkpoint, len(classes), args.config, args.device)
+    cls, cls_meta = load_classifier(cls_cfg, args.cls_checkpoint, args.cls_config, device)
+    loc, loc_meta = load_localiser(cfg, args.checkpoint, len(classes), args.config, device)
     for what, n in (("classification", cls.num_classes), ("localisation", loc.num_classes)):
         if n != len(classes):
             raise UserError(f"the {what} net has {n} classes but the test set of '{args.config}'"
@@ -134,7 +134,7 @@ def localise(args: argparse.Namespace) -> dict[str, Any]:
         from tqdm import tqdm
         progress = lambda items: tqdm(items, desc="localise", unit="img")  # noqa: E731
     result = evaluate(loc, cls, infos, scales, (loc_meta["preprocess"], cls_meta["preprocess"]),
-                      args.protocol, args.flip, args.merge_iou, args.device, progress)
+                      args.protocol, args.flip, args.merge_iou, device, progress)
     return {"config": args.config, "checkpoint": args.checkpoint, "cls_config": args.cls_config,
             "cls_checkpoint": args.cls_checkpoint, "regression": loc.regression,
             "finetune": loc.finetune, "num_images": len(infos), "scales": scales,

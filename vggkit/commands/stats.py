@@ -8,7 +8,6 @@ import numpy as np
 
 from vggkit.commands import check_output_file, non_negative_int, run_command
 from vggkit.data import bad_images
-from vggkit.data.stats import _image_paths, compute_stats
 from vggkit.fileio import atomic_write_json
 
 
@@ -38,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")
+    from vggkit.data.stats import _image_paths, compute_stats
     paths = _image_paths(args.data_root)
     if args.num_images and args.num_images < len(paths):
         chosen = np.random.default_rng(args.seed).choice(len(paths), args.num_images,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -17,11 +17,10 @@ from vggkit.commands import (add_cfg_options, add_weights_option, non_negative_i
                              read_config, run_command, weights_config)
 from vggkit.commands.fuse import add_outputs, check_outputs, write_outputs
 from vggkit.errors import UserError
-from vggkit.evaluation import (ModelEntry, Posteriors, build_strategy, check_classes,
-                               compile_nets, errors, evaluate, fuse, load_model,
-                               load_posteriors, load_test_set, result_key)
-from vggkit.inference.distributed import rank_and_world
 from vggkit.inference.launch import add_backend_options, add_launch_options, launch
+
+if TYPE_CHECKING:  # the evaluation imports torch: the bodies import it, the parser does not
+    from vggkit.evaluation import ModelEntry, Posteriors
 
 DEFAULT_STRATEGY = "dense"
 
@@ -74,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _model_results(entries: Sequence[ModelEntry], names: Sequence[str],
                    merged: dict[str, np.ndarray], labels: np.ndarray) -> list[dict]:
+    from vggkit.evaluation import errors, result_key
     return [{"label": e.label, "config": e.config, "checkpoint": e.checkpoint,
              "arch": getattr(e.model, "arch", None), "scales": e.scales,
              "preprocess": e.preprocess, "backend": _backends(e),
@@ -90,6 +90,7 @@ def _backends(entry: ModelEntry) -> dict[str, str]:
 def _fused(entries: Sequence[ModelEntry], names: Sequence[str], merged: dict[str, np.ndarray],
            base: Posteriors, saved: Sequence[Posteriors]) -> dict[str, np.ndarray]:
     """Per strategy: the mean over this run's nets and the saved posteriors."""
+    from vggkit.evaluation import Posteriors, fuse, result_key
     out = {}
     for n in names:
         run = Posteriors(base.ids, base.labels, base.classes,
@@ -135,6 +136,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     check_outputs(args)
+    from vggkit.evaluation import (Posteriors, build_strategy, check_classes, compile_nets,
+                                   errors, evaluate, load_model, load_posteriors, load_test_set,
+                                   result_key)
+    from vggkit.inference.distributed import rank_and_world
     device = launch(args)
     names = list(dict.fromkeys(args.strategy))
     # pass_crops only when given: a plugin's strategy need not take it

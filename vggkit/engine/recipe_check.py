@@ -37,8 +37,6 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import torch
-
 
 REPO_CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))), "configs", "tiny", "vgg_a_tiny.py")
@@ -196,6 +194,7 @@ def render(histories: dict[str, dict[str, list]]) -> bytes:
     """PNG: validation top-1 error per epoch and smoothed training loss per iteration."""
     import io
 
+    import torch
     from matplotlib.figure import Figure
     fig = Figure(figsize=(11, 4), dpi=100)
     ax_err, ax_loss = fig.subplots(1, 2)

@@ -20,6 +20,14 @@ from vggkit.features.store import FeatureSet, load_features
 
 __all__ = ["FeatureExtractor", "FeatureSet", "Net", "load_features"]
 
+# The choices of `vggkit extract`, here (numpy only) so that its --help imports no torch.
+#: the layer a descriptor is read at: the paper's fc7 (penultimate), or fc6 / pool5
+LAYERS = ("fc7", "fc6", "pool5")
+#: how the descriptors of several scales combine: averaged, or stacked end to end
+AGGREGATES = ("avg", "stack")
+#: an unreadable image: fail the run naming it, or skip it and list it in the manifest
+BAD_IMAGE_MODES = ("strict", "skip")
+
 
 def __getattr__(name: str) -> Any:
     # the extractor imports torch; keep `import vggkit.features` (numpy only) light

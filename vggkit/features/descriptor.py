@@ -30,8 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-LAYERS = ("fc7", "fc6", "pool5")
-AGGREGATES = ("avg", "stack")
+from vggkit.features import AGGREGATES
 
 
 def l2_normalize(x: Tensor, eps: float = 1e-12) -> Tensor:

@@ -33,7 +33,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vggkit.features.descriptor import AGGREGATES, LAYERS, combine, flip_pooled, with_mirrors
+from vggkit.features import AGGREGATES, LAYERS
+from vggkit.features.descriptor import combine, flip_pooled, with_mirrors
 from vggkit.features.regions import Region, crop_region
 from vggkit.inference.backends import choose
 from vggkit.inference.batching import MAX_BATCH_PIXELS, size_batches

@@ -24,14 +24,13 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
 
+from vggkit.features import BAD_IMAGE_MODES
 from vggkit.features.extractor import FeatureExtractor, Prepared, stack_regions
 from vggkit.features.lock import StoreLock
 from vggkit.features.regions import ItemRegions, Region, unique_crops
 from vggkit.features.store import FeatureStore
 from vggkit.inference.distributed import (barrier, progress_bar, rank_and_world, shard,
                                           share_outcome)
-
-BAD_IMAGE_MODES = ("strict", "skip")
 
 T = TypeVar("T")
 CropKey = tuple[str, Region]

@@ -17,29 +17,13 @@ agrees with fp32 eager. onnxruntime is an optional dependency
 from __future__ import annotations
 
 import importlib.util
-from enum import Enum
 from typing import Iterable
 
 import torch
 from torch import nn
 
+from vggkit.inference.names import BACKENDS, PRECISIONS, Backend
 
-class Backend(str, Enum):
-    """How the net runs (see :func:`vggkit.inference.runners.compile_for_inference`)."""
-
-    AUTO = "auto"                # the fastest measured here (see autotune)
-    EAGER = "eager"              # plain PyTorch modules; any device, any precision
-    JIT = "jit"                  # traced, frozen TorchScript with oneDNN fusions
-    MKLDNN = "mkldnn"            # modules converted to oneDNN's blocked layout (CPU)
-    ONNXRUNTIME = "onnxruntime"  # the exported graph in ONNX Runtime (CPU)
-
-    def __str__(self) -> str:
-        return self.value
-
-
-BACKENDS = tuple(b.value for b in Backend)
-#: 'fp16' and 'bf16' are autocast dtypes of the eager backend; the others run fp32
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 #: the maps over whole images the mkldnn backend gives: class scores, pool5, fc6, fc7 (its
 #: blocked tensors have no flatten for the FC path, and fc6 before its ReLU is not a
 #: module output)

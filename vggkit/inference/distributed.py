@@ -18,10 +18,10 @@ import torch
 import torch.distributed as dist
 
 from vggkit.errors import UserError
+from vggkit.inference.names import LAUNCHERS
 
 #: one rank's results: item indices and, per key, the rows for them
 Shard = tuple[list[int], dict[str, np.ndarray]]
-LAUNCHERS = ("none", "pytorch")
 T = TypeVar("T")
 
 

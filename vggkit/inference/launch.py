@@ -1,12 +1,12 @@
 """Starting a command that runs frozen nets (``tools/test.py``, ``tools/extract_features.py``):
-the options they share and what those options set up, in one place."""
+the options they share and what those options set up, in one place. No torch at import:
+building a command's parser (``--help``, argument errors) stays quick."""
 from __future__ import annotations
 
 import argparse
 
 from vggkit.commands import positive_int
-from vggkit.inference.backends import BACKENDS, PRECISIONS
-from vggkit.inference.distributed import LAUNCHERS, choose_device, init_distributed
+from vggkit.inference.names import BACKENDS, LAUNCHERS, PRECISIONS
 
 
 def add_launch_options(parser: argparse.ArgumentParser, sharing: str) -> argparse.ArgumentParser:
@@ -41,6 +41,7 @@ def add_backend_options(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 def launch(args: argparse.Namespace) -> str:
     """Set the threads, choose the device, join the launcher's process group; the device."""
+    from vggkit.inference.distributed import choose_device, init_distributed
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)

@@ -9,3 +9,7 @@
   localisation error (:mod:`~vggkit.localisation.metrics`);
 * :mod:`~vggkit.localisation.demo`: the whole system on digits pasted on canvases.
 """
+
+#: the test protocols by name (here, with no torch: ``vggkit localise --help`` lists them):
+#: center, one central crop per scale; dense, the nets fully convolutional, boxes merged
+PROTOCOLS = ("center", "dense")

@@ -34,11 +34,11 @@ from torch import Tensor
 
 from vggkit.inference.views import image_views
 from vggkit.localisation.boxes import flip_boxes, scale_boxes, shift_boxes, to_xyxy
+from vggkit.localisation import PROTOCOLS
 from vggkit.models.preprocess import normalize
 
 __all__ = ["PROTOCOLS", "Candidates", "window_boxes", "candidates"]
 
-PROTOCOLS = ("center", "dense")
 STRIDE = 32  # five 2x2 max-pools
 
 

@@ -1,10 +1,23 @@
 """Sect. 2 of the paper: the VGG configurations A-E, their head and its dense view,
 the initialisation schemes of Sect. 3.1, and conversion of published weights."""
-from vggkit.models.init import InitReport, init_from_checkpoint, initialize
-from vggkit.models.io import load_checkpoint, read_checkpoint, save_checkpoint
-from vggkit.models.preprocess import DEFAULT_PREPROCESS, normalize
-from vggkit.models.vgg import ALIASES, CONFIGS, VGG, VGGHead, build_vgg, known_archs
+from __future__ import annotations
 
-__all__ = ["ALIASES", "CONFIGS", "DEFAULT_PREPROCESS", "InitReport", "VGG", "VGGHead",
-           "build_vgg", "init_from_checkpoint", "initialize", "known_archs", "load_checkpoint",
-           "normalize", "read_checkpoint", "save_checkpoint"]
+from typing import Any
+
+_EXPORTS = {
+    "InitReport": "init", "init_from_checkpoint": "init", "initialize": "init",
+    "load_checkpoint": "io", "read_checkpoint": "io", "save_checkpoint": "io",
+    "DEFAULT_PREPROCESS": "preprocess", "normalize": "preprocess",
+    "ALIASES": "archs", "CONFIGS": "archs",
+    "VGG": "vgg", "VGGHead": "vgg", "build_vgg": "vgg", "known_archs": "vgg",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    # lazy: `import vggkit.models.archs` (the names `vggkit describe --help` lists) must
+    # not import torch
+    if name in _EXPORTS:
+        import importlib
+        return getattr(importlib.import_module(f"vggkit.models.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'vggkit.models' has no attribute '{name}'")

@@ -36,9 +36,10 @@ from torch import Tensor, nn
 
 from vggkit.safe_load import HASH_FORMAT_KEY, HASH_KEY
 from vggkit.fileio import atomic_torch_save
+from vggkit.models.archs import CONFIGS
 from vggkit.models.io import read_checkpoint, save_checkpoint
 from vggkit.models.preprocess import TORCHVISION_PREPROCESS
-from vggkit.models.vgg import CONFIGS, VGG, build_vgg, scaled
+from vggkit.models.vgg import VGG, build_vgg, scaled
 
 Table = list[tuple[str, str, tuple[int, ...]]]
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vggkit.models.vgg import ALIASES, CONFIGS, parse_layer, resolve_arch
+from vggkit.models.archs import ALIASES, CONFIGS
+from vggkit.models.vgg import parse_layer, resolve_arch
 
 
 def _layer(name: str, notation: str, shape: tuple[int, int, int], params: int, macs: int,

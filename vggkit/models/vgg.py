@@ -1,6 +1,6 @@
 """VGG configurations A-E of Simonyan & Zisserman (Sect. 2, Table 1) and their head.
 
-Table 1 is data (:data:`CONFIGS`, written in the paper's own notation, e.g.
+Table 1 is data (:data:`~vggkit.models.archs.CONFIGS`, written in the paper's own notation, e.g.
 ``'conv3-64'``, ``'conv1-256'``, ``'LRN'``, ``'maxpool'``) turned into layers by
 one function, :func:`make_features`. The conv stack keeps torchvision's
 ``features.N`` indices so that converting torchvision weights is a renaming.
@@ -19,58 +19,9 @@ from typing import Callable
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vggkit.models.archs import ALIASES, CONFIGS
 from vggkit.models.init import initialize
 from vggkit.models.lrn import LocalResponseNorm
-
-#: Table 1 of the paper, one list of layers per configuration (columns A-E),
-#: plus the "shallow B" control of Sect. 4.1 (each pair of 3x3 convs of B
-#: replaced by one 5x5 conv).
-CONFIGS: dict[str, list[str]] = {
-    "A": ["conv3-64", "maxpool",
-          "conv3-128", "maxpool",
-          "conv3-256", "conv3-256", "maxpool",
-          "conv3-512", "conv3-512", "maxpool",
-          "conv3-512", "conv3-512", "maxpool"],
-    "A-LRN": ["conv3-64", "LRN", "maxpool",
-              "conv3-128", "maxpool",
-              "conv3-256", "conv3-256", "maxpool",
-              "conv3-512", "conv3-512", "maxpool",
-              "conv3-512", "conv3-512", "maxpool"],
-    "B": ["conv3-64", "conv3-64", "maxpool",
-          "conv3-128", "conv3-128", "maxpool",
-          "conv3-256", "conv3-256", "maxpool",
-          "conv3-512", "conv3-512", "maxpool",
-          "conv3-512", "conv3-512", "maxpool"],
-    "C": ["conv3-64", "conv3-64", "maxpool",
-          "conv3-128", "conv3-128", "maxpool",
-          "conv3-256", "conv3-256", "conv1-256", "maxpool",
-          "conv3-512", "conv3-512", "conv1-512", "maxpool",
-          "conv3-512", "conv3-512", "conv1-512", "maxpool"],
-    "D": ["conv3-64", "conv3-64", "maxpool",
-          "conv3-128", "conv3-128", "maxpool",
-          "conv3-256", "conv3-256", "conv3-256", "maxpool",
-          "conv3-512", "conv3-512", "conv3-512", "maxpool",
-          "conv3-512", "conv3-512", "conv3-512", "maxpool"],
-    "E": ["conv3-64", "conv3-64", "maxpool",
-          "conv3-128", "conv3-128", "maxpool",
-          "conv3-256", "conv3-256", "conv3-256", "conv3-256", "maxpool",
-          "conv3-512", "conv3-512", "conv3-512", "conv3-512", "maxpool",
-          "conv3-512", "conv3-512", "conv3-512", "conv3-512", "maxpool"],
-    "shallow-B": ["conv5-64", "maxpool",
-                  "conv5-128", "maxpool",
-                  "conv5-256", "maxpool",
-                  "conv5-512", "maxpool",
-                  "conv5-512", "maxpool"],
-}
-
-#: alias -> (configuration, batch_norm)
-ALIASES: dict[str, tuple[str, bool]] = {
-    "vgg11": ("A", False), "vgg11_lrn": ("A-LRN", False), "vgg13": ("B", False),
-    "vgg16_c": ("C", False), "vgg16": ("D", False), "vgg19": ("E", False),
-    "vgg13_shallow": ("shallow-B", False),
-    "vgg11_bn": ("A", True), "vgg13_bn": ("B", True), "vgg16_bn": ("D", True),
-    "vgg19_bn": ("E", True),
-}
 
 DENSE_LAYERS = ("pool5", "fc6", "fc7")
 _CONV = re.compile(r"conv(\d+)-(\d+)")
