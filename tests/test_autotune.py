@@ -176,10 +176,40 @@ def test_clearly_slower_candidates_leave_the_race_early(net, probe_env):
     probe_env["slow"]["jit fp32"] = SLOW  # > PRUNE_RATIO x a tiny eager forward
     assert choose("auto", "fp32", "cpu", models=[net],
                   cache=str(probe_env["cache"])) == ("eager", "fp32")
-    # jit: its two warm-ups (TorchScript optimises on the second call) and one round; eager:
-    # one call as reference and check, and that round, after which it races alone: no more
-    assert probe_env["ran"] == Counter({"jit fp32": 2 + 1, "eager fp32": 1 + 1})
-    assert _entry(probe_env["cache"])["ms"]["jit fp32"] >= SLOW * 1e3
+    # jit: its two warm-ups (TorchScript optimises on the second call) and one round of one
+    # call (one slow call outlasts MIN_SAMPLE_SECONDS); eager: one call as reference and
+    # check, and that round, after which it races alone: no more
+    record = _entry(probe_env["cache"])
+    assert record["repeats"]["jit fp32"] == 1
+    assert probe_env["ran"] == Counter({"jit fp32": 2 + 1,
+                                        "eager fp32": 1 + record["repeats"]["eager fp32"]})
+    assert record["ms"]["jit fp32"] >= SLOW * 1e3
+
+
+def test_a_net_of_milliseconds_is_timed_over_repeated_calls(monkeypatch):
+    # calls per sample fill MIN_SAMPLE_SECONDS (0.05 s) from the fastest warm-up, 1 to 64
+    race = autotune._Race(torch.device("cpu"), [], "logits", None, [])
+    for name, warm in (("small", [0.006, 0.004]), ("tiny", [0.0001]), ("vgg16", [0.4])):
+        race._admit(name, [name], warm)
+    assert race.repeats == {"small": 13, "tiny": 64, "vgg16": 1}  # ceil(0.05 / 0.004) = 13
+    calls = iter([0.001 * (i + 1) for i in range(13)])  # 1 ms, 2 ms, ..., 13 ms
+    monkeypatch.setattr(autotune, "_timed", lambda runs, inputs, device: (next(calls), []))
+    assert race._sample("small") == pytest.approx(0.007)  # the mean of 1..13 ms
+
+
+def test_the_lowest_median_wins_even_if_its_candidate_left_the_race_early(monkeypatch):
+    # 'lucky' had one fast warm-up (1 s) and is slow after (5 s a call); 'steady' takes
+    # 2 s every call: over PRUNE_RATIO x lucky's best, so it is not timed after round 1,
+    # yet its median is the lower: it is the faster path
+    script = {"lucky": [5.0, 5.0, 5.0], "steady": [2.0, 2.0, 2.0]}
+    race = autotune._Race(torch.device("cpu"), [], "logits", None, [])
+    race.runs, race.warm = {"lucky": ["lucky"], "steady": ["steady"]}, {"lucky": [1.0],
+                                                                         "steady": [2.0]}
+    race.repeats = {"lucky": 1, "steady": 1}
+    monkeypatch.setattr(autotune, "_timed",
+                        lambda runs, inputs, device: (script[runs[0]].pop(0), []))
+    assert race.run(3) == "steady"
+    assert race.times == {"lucky": [5.0], "steady": [2.0]}  # one round each: then one was left
 
 
 def test_inputs_of_many_sizes_leave_out_the_traced_backend(net, probe_env):

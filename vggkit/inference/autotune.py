@@ -4,12 +4,15 @@ On first use per key (CPU model + ISA flags, threads, torch and onnxruntime
 versions, device, the nets' parameter shapes, output, ReLU, probe size), every
 candidate path (:func:`offered`) is built and timed on one fixed input (batch 1
 at the nets' size or the caller's): a warm-up that is also the check, then up
-to ``ROUNDS`` rounds in rotated order, median per candidate. A candidate whose
-output disagrees with fp32 eager (cosine < ``MIN_COSINE``, or another top-1
-for logits) is rejected with its reason; one whose best time is over
-``PRUNE_RATIO`` times the best candidate's leaves the race early (its figure is
-then the median of fewer rounds), and the last one left is not timed further.
-The fastest that agrees is kept and cached, with the figures, in
+to ``ROUNDS`` rounds in rotated order, median per candidate. A round's sample of
+a net that takes milliseconds repeats its calls to last ``MIN_SAMPLE_SECONDS``:
+one call of a small net is within the timer's and the scheduler's noise. A
+candidate whose output disagrees with fp32 eager (cosine < ``MIN_COSINE``, or
+another top-1 for logits) is rejected with its reason; one whose best time is
+over ``PRUNE_RATIO`` times the best candidate's leaves the race early (its
+figure is then the median of fewer rounds), and the last one left is not timed
+further. The lowest median wins, whether or not its candidate left early (the
+best times only choose whom to keep timing), and is cached, with the figures, in
 ``autotune.json`` under ``$VGGKIT_CACHE`` (``VGGKIT_AUTOTUNE_CACHE`` or the
 ``cache`` argument override the file), so later runs resolve 'auto' from the
 cache without timing: a feature store resumed on the same machine sees the
@@ -33,6 +36,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import math
 import os
 import statistics
 import sys
@@ -54,6 +58,10 @@ MIN_COSINE = 0.999
 PRUNE_RATIO = 1.5
 #: calls before timing: TorchScript's profiling executor optimises on its second call
 WARMUPS = {"jit": 2}
+#: a round's sample repeats the calls of a fast candidate (up to MAX_REPEATS) to last
+#: this long; a VGG-16 call (~0.4 s on 2 cores) is one call per sample
+MIN_SAMPLE_SECONDS = 0.05
+MAX_REPEATS = 64
 #: every (backend, precision) pair 'auto' may pick, in the order they are listed
 CANDIDATES = (("onnxruntime", "fp32"), ("jit", "fp32"), ("mkldnn", "fp32"),
               ("eager", "fp32"), ("eager", "bf16"), ("eager", "fp16"))
@@ -223,7 +231,8 @@ class _Race:
     """The candidates of one probe: built, checked against fp32 eager, timed.
 
     Every call is timed; the warm-ups count for :data:`PRUNE_RATIO` (their
-    times only err upwards), the rounds for the median.
+    times only err upwards), the rounds for the median. :attr:`repeats` holds the
+    calls per round's sample, from the fastest warm-up.
     """
 
     def __init__(self, device: torch.device, models: Sequence[nn.Module], output: str,
@@ -233,6 +242,7 @@ class _Race:
         self.runs: dict[str, list[Callable]] = {}
         self.warm: dict[str, list[float]] = {}
         self.times: dict[str, list[float]] = {}
+        self.repeats: dict[str, int] = {}
         self.rejected: dict[str, str] = {}
         self.refs: list[torch.Tensor] = []
 
@@ -246,7 +256,7 @@ class _Race:
         seconds, outs = _timed(runs, self.inputs, self.device)
         self.refs = [o.float().cpu() for o in outs]
         if offered_too:
-            self.runs[" ".join(REFERENCE)], self.warm[" ".join(REFERENCE)] = runs, [seconds]
+            self._admit(" ".join(REFERENCE), runs, [seconds])
 
     def enter(self, backend: str, precision: str) -> None:
         """Build, check and warm up one candidate; a failure rejects it with its reason."""
@@ -263,7 +273,16 @@ class _Race:
         except Exception as e:  # noqa: BLE001 -- a candidate that fails is rejected, not fatal
             self.rejected[name] = _why(e)
             return
+        self._admit(name, runs, warm)
+
+    def _admit(self, name: str, runs: list[Callable], warm: list[float]) -> None:
         self.runs[name], self.warm[name] = runs, warm
+        self.repeats[name] = max(1, min(MAX_REPEATS, math.ceil(MIN_SAMPLE_SECONDS / min(warm))))
+
+    def _sample(self, name: str) -> float:
+        """Seconds per call, over one round's :attr:`repeats` calls."""
+        k = self.repeats[name]
+        return sum(_timed(self.runs[name], self.inputs, self.device)[0] for _ in range(k)) / k
 
     def _best(self, name: str) -> float:
         return min(self.warm[name] + self.times.get(name, []))
@@ -278,11 +297,11 @@ class _Race:
             if r and len(alive) == 1:
                 break
             for name in alive[r % len(alive):] + alive[:r % len(alive)]:
-                self.times.setdefault(name, []).append(
-                    _timed(self.runs[name], self.inputs, self.device)[0])
+                self.times.setdefault(name, []).append(self._sample(name))
             fastest = min(self._best(n) for n in alive)
             alive = [n for n in alive if self._best(n) <= PRUNE_RATIO * fastest]
-        return min(alive, key=lambda n: statistics.median(self.times[n]))
+        # every entrant has a round's sample: one lucky call must not beat steady ones
+        return min(self.times, key=lambda n: statistics.median(self.times[n]))
 
 
 def probe(found: Sequence[tuple[str, str]], device: torch.device, models: Sequence[nn.Module],
@@ -291,8 +310,9 @@ def probe(found: Sequence[tuple[str, str]], device: torch.device, models: Sequen
     """Time and check every candidate; the record that is cached and the winner's runners.
 
     Returns:
-        ``({'backend', 'precision', 'ms': {name: median ms}, 'rejected': {name: why}},
-        [runner per model])`` where the time of a candidate is summed over ``models``.
+        ``({'backend', 'precision', 'ms': {name: median ms}, 'repeats': {name: calls per
+        sample}, 'rejected': {name: why}}, [runner per model])`` where the time of a
+        candidate is summed over ``models``.
     """
     gen = torch.Generator().manual_seed(0)
     inputs = [torch.randn(1, 3, s, s, generator=gen).to(device)
@@ -307,7 +327,8 @@ def probe(found: Sequence[tuple[str, str]], device: torch.device, models: Sequen
     best = race.run(rounds)
     ms = {n: round(statistics.median(t) * 1e3, 3) for n, t in race.times.items()}
     backend, prec = best.split(" ")
-    return ({"backend": backend, "precision": prec, "ms": ms, "rejected": race.rejected},
+    return ({"backend": backend, "precision": prec, "ms": ms, "repeats": race.repeats,
+             "rejected": race.rejected},
             race.runs[best])
 
 
