@@ -1,7 +1,8 @@
 """vggkit: the VGG paper (Simonyan & Zisserman, ICLR 2015) as a plugin-based toolkit."""
 from __future__ import annotations
 
-from typing import Any
+import importlib
+from typing import Any, Callable
 
 from vggkit.hookspecs import hookimpl
 
@@ -9,13 +10,17 @@ __version__ = "0.1.0"
 __all__ = ["__version__", "build_vgg", "extract_features", "hookimpl", "load_checkpoint"]
 
 
-def __getattr__(name: str) -> Any:
-    # `import vggkit` does not load torch (~3 s), so every `--help`, argument error
-    # and plugin module's `import vggkit` is quick; the model zoo waits until asked.
-    if name in ("build_vgg", "load_checkpoint"):
-        from vggkit import models
-        return getattr(models, name)
-    if name == "extract_features":
-        from vggkit.features.api import extract_features
-        return extract_features
-    raise AttributeError(f"module 'vggkit' has no attribute '{name}'")
+def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
+    """A package's ``__getattr__`` (PEP 562): ``exports`` maps a name to the submodule,
+    relative to ``package``, that defines it, imported on first use."""
+    def __getattr__(name: str) -> Any:
+        if name in exports:
+            return getattr(importlib.import_module(f".{exports[name]}", package), name)
+        raise AttributeError(f"module '{package}' has no attribute '{name}'")
+    return __getattr__
+
+
+# `import vggkit` does not load torch (~3 s), so every `--help`, argument error and
+# plugin module's `import vggkit` is quick; the model zoo waits until asked.
+__getattr__ = lazy_exports(__name__, {"build_vgg": "models", "load_checkpoint": "models",
+                                      "extract_features": "features.api"})

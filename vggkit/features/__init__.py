@@ -14,8 +14,7 @@
 """
 from __future__ import annotations
 
-from typing import Any
-
+from vggkit import lazy_exports
 from vggkit.features.store import FeatureSet, load_features
 
 __all__ = ["FeatureExtractor", "FeatureSet", "Net", "load_features"]
@@ -29,9 +28,5 @@ AGGREGATES = ("avg", "stack")
 BAD_IMAGE_MODES = ("strict", "skip")
 
 
-def __getattr__(name: str) -> Any:
-    # the extractor imports torch; keep `import vggkit.features` (numpy only) light
-    if name in ("FeatureExtractor", "Net"):
-        from vggkit.features import extractor
-        return getattr(extractor, name)
-    raise AttributeError(f"module 'vggkit.features' has no attribute '{name}'")
+# the extractor imports torch; keep `import vggkit.features` (numpy only) light
+__getattr__ = lazy_exports(__name__, {"FeatureExtractor": "extractor", "Net": "extractor"})

@@ -19,7 +19,7 @@
 """
 from __future__ import annotations
 
-from typing import Any
+from vggkit import lazy_exports
 
 _EXPORTS = {
     "Views": "views", "image_views": "views", "read_views": "views",
@@ -33,9 +33,5 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    # lazy: `import vggkit.inference` must not import torch
-    if name in _EXPORTS:
-        import importlib
-        return getattr(importlib.import_module(f"vggkit.inference.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'vggkit.inference' has no attribute '{name}'")
+# lazy: `import vggkit.inference` must not import torch
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -2,7 +2,7 @@
 the initialisation schemes of Sect. 3.1, and conversion of published weights."""
 from __future__ import annotations
 
-from typing import Any
+from vggkit import lazy_exports
 
 _EXPORTS = {
     "InitReport": "init", "init_from_checkpoint": "init", "initialize": "init",
@@ -14,10 +14,6 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    # lazy: `import vggkit.models.archs` (the names `vggkit describe --help` lists) must
-    # not import torch
-    if name in _EXPORTS:
-        import importlib
-        return getattr(importlib.import_module(f"vggkit.models.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'vggkit.models' has no attribute '{name}'")
+# lazy: `import vggkit.models.archs` (the names `vggkit describe --help` lists) must
+# not import torch
+__getattr__ = lazy_exports(__name__, _EXPORTS)
