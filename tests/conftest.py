@@ -8,7 +8,7 @@ import os
 # Tests share a 2-core machine: keep torch from oversubscribing it (set before torch loads).
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 # 'auto' backends take the static order in tests: a measured choice would make results
-# depend on timing and write ~/.cache/vggkit/autotune.json (test_autotune.py turns it on)
+# depend on timing and write ~/.cache/vggkit/autotune/autotune.json (test_autotune.py turns it on)
 os.environ.setdefault("VGGKIT_AUTOTUNE", "off")
 os.environ.setdefault("VGGKIT_AUTOTUNE_CACHE", os.path.join(
     os.environ.get("TMPDIR", "/tmp"), f"vggkit-test-autotune-{os.getpid()}.json"))
@@ -126,3 +126,12 @@ def feature_setup(tmp_path_factory) -> dict:
                                             "bgr": False}}}, ckpt)
         out[name] = [str(cfg), str(ckpt)]
     return out
+
+
+def pytest_terminal_summary(terminalreporter):
+    """How many hostile cases the command fuzz test ran (issue 25 asks for the count)."""
+    fuzz = sys.modules.get("test_fuzz_commands")
+    if fuzz is not None and fuzz.CASES:
+        terminalreporter.write_line(
+            f"command fuzz: {sum(fuzz.CASES.values())} hostile cases over "
+            f"{len(fuzz.CASES)} commands ({', '.join(f'{k} {v}' for k, v in fuzz.CASES.items())})")

@@ -444,7 +444,13 @@ def test_train_and_localise_beats_the_centre_box(tmp_path):
     res = json.loads(out.read_text())
     net = min(r["gt_class_loc_error"] for r in res["results"].values())
     base = res["baselines"]["centre_box"]["gt_class_loc_error"]
-    assert net < base - 15, (net, base)
+    # How the floor was chosen (issue 25): this pipeline with training seeds 0-4, each on
+    # oneDNN's default kernels (AVX-512 BF16 here) and with ONEDNN_MAX_CPU_ISA=AVX2, gave
+    # 51/51, 60/61, 58/65, 65/66, 66/65 % against the centre box's 70 % (100 canvases; seed 0
+    # under this suite's forked tools: 55 %). The old floor, base - 15, held for seed 0 on
+    # AVX2 only. The net must beat the box; the worst of the ten runs does so by 4 points.
+    assert net < base, (net, base)
     top5 = res["baselines"]["centre_box"]["top5_loc_error"]
+    # the same ten runs: dense top-5 70-85 % against the box's 83-90 %, 3 to 13 points better
     assert res["results"]["dense"]["top5_loc_error"] < top5
     assert (tmp_path / "boxes.png").stat().st_size > 1000 and math.isfinite(net)

@@ -159,12 +159,12 @@ def test_registering_the_identical_object_twice_is_a_noop():
 
 
 def test_unknown_hook_fails_the_plugin_loudly(site):
-    # e.g. vggkit_register_backbones, merged into vggkit_register_models: a plugin
-    # still using it must not lose its components silently
+    # e.g. a hook of a newer vggkit: a plugin using it must not lose its components
+    # silently (renamed hooks still work: tests/test_messages_cache_hooks.py)
     src = TRANSFORM_SRC.format(cls="Stale") + (
-        "\n@vggkit.hookimpl\ndef vggkit_register_backbones(register):\n    register(Stale)\n")
+        "\n@vggkit.hookimpl\ndef vggkit_register_optimisers(register):\n    register(Stale)\n")
     site("vggkit-stale", {"stale": "stale_plugin"}, {"stale_plugin": src})
-    with pytest.warns(UserWarning, match="vggkit-stale.*unknown hook vggkit_register_backbones"):
+    with pytest.warns(UserWarning, match="vggkit-stale.*unknown hook vggkit_register_optimisers"):
         reload_plugins()
     assert _info("stale").status == "failed"
     assert TRANSFORMS.get("Stale") is None and TRANSFORMS.get("stale.Stale") is None

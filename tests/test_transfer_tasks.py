@@ -186,5 +186,8 @@ def test_folder_task_reads_flat_and_class_folders(tmp_path):
     assert data.classes == ["cat", "dog"] and data.labels.tolist() == [0, 0, 1]
     with pytest.raises(TaskLayoutError, match="does not exist"):
         task.scan(str(tmp_path / "missing"))
-    with pytest.raises(NotImplementedError, match="defines no splits"):
-        task.splits(data)
+    # class folders: imagefolder's protocol (half of each class for training, 3 splits by default)
+    splits = task.splits(data, n_splits=2)
+    assert [np.bincount(data.labels[s.train]).tolist() for s in splits] == [[1, 1], [1, 1]]
+    with pytest.raises(ProtocolError, match="allow only 2 different"):
+        task.splits(data)  # cat: 2 ways to pick its training image, dog: 1

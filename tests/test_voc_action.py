@@ -63,6 +63,13 @@ def stacked(feature_setup, devkit, tmp_path_factory) -> dict:
 
 
 # -- the task: instances, ids, labels, regions ----------------------------------------
+@pytest.mark.parametrize("name", ["voc2007", "voc2012", "voc2012_action"])
+def test_voc_tasks_average_the_papers_five_scales(name):
+    # Appendix B: VOC results average Q in {256, 384, 512, 640, 768} (not {256, 384, 512})
+    task = build_task(name)
+    assert (task.default_scales, task.default_aggregate) == ((256, 384, 512, 640, 768), "avg")
+
+
 def test_scan_lists_every_person_instance(devkit):
     data = build_task("voc2012_action", context="whole+box").scan(str(devkit["base"].parent))
     lines = {split: (devkit["base"] / "ImageSets" / "Action" / f"{split}.txt").read_text().split("\n")

@@ -133,7 +133,7 @@ def test_torch_hub_file_is_converted_once_and_builds_torchvisions_net(env, regis
                         lambda *a, **k: calls.append(a) or real(*a, **k))
 
     path = resolve_weights(NAME)
-    assert path == str(converted_path(get_weights_entry(NAME))) == str(env["vggkit"] / f"{NAME}.pth")
+    assert path == str(converted_path(get_weights_entry(NAME))) == str(env["vggkit"] / "weights" / f"{NAME}.pth")
     assert len(calls) == 1
     state_dict, meta = read_checkpoint(path)
     assert meta["source_sha256"] == digest and meta["source"] == "torchvision"

@@ -7,7 +7,8 @@ from typing import Any, Callable
 from vggkit.hookspecs import hookimpl
 
 __version__ = "0.1.0"
-__all__ = ["__version__", "build_vgg", "extract_features", "hookimpl", "load_checkpoint"]
+__all__ = ["__version__", "build_vgg", "classify", "extract_features", "hookimpl",
+           "load_checkpoint", "save_checkpoint"]
 
 
 def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
@@ -23,4 +24,6 @@ def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
 # `import vggkit` does not load torch (~3 s), so every `--help`, argument error and
 # plugin module's `import vggkit` is quick; the model zoo waits until asked.
 __getattr__ = lazy_exports(__name__, {"build_vgg": "models", "load_checkpoint": "models",
-                                      "extract_features": "features.api"})
+                                      "save_checkpoint": "models",
+                                      "extract_features": "features.api",
+                                      "classify": "evaluation.classify"})

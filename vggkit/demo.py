@@ -28,6 +28,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from vggkit import paths
+from vggkit.errors import plural
+
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                       "configs", "tiny", "vgg_a_digits.py")
@@ -35,9 +38,8 @@ STRATEGIES = ("center", "dense", "multicrop")
 
 
 def cache_dir() -> str:
-    root = os.environ.get("VGGKIT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vggkit")
-    return os.path.join(root, "digits-v1")
+    """The demo's data folder, ``digits-v1`` in the cache root (:mod:`vggkit.paths`)."""
+    return os.fspath(paths.cache_dir("digits-v1"))
 
 
 def write_digits(root: str, source_classes: int = 6, size: int = 64, val_fraction: float = 0.2,
@@ -148,7 +150,7 @@ def format_table(results: dict[str, Any]) -> str:
               f"transfer: digits 6-9 (never seen in training), fc7 features, linear SVMs, "
               f"{results['n_train']} training images per class",
               f"  {transfer['metric']}: {transfer['mean']:.2f} ± {transfer['std']:.2f} % "
-              f"over {len(transfer['splits'])} splits", *_transfer_C_lines(transfer), "", "time per stage (s):"]
+              f"over {plural(len(transfer['splits']), 'split')}", *_transfer_C_lines(transfer), "", "time per stage (s):"]
     lines += [f"  {k:<10}{v:8.1f}" for k, v in results["timings"].items()]
     lines += ["", "plots:"] + [f"  {p}" for p in results["plots"]]
     return "\n".join(lines)

@@ -51,3 +51,13 @@ def report(prog: str, exc: Any) -> int:
     print(f"{prog}: error: {_message(exc) if isinstance(exc, BaseException) else exc}",
           file=sys.stderr)
     return USAGE_ERROR
+
+
+def plural(count: int, noun: str, many: Optional[str] = None) -> str:
+    """``count`` and ``noun`` agreeing: ``'1 class'``, ``'2 classes'``, ``'0 images'``.
+
+    ``many``: the plural where adding 's' (or 'es' after s, x, ch, sh) is wrong.
+    """
+    if count == 1:
+        return f"1 {noun}"
+    return f"{count} {many or noun + ('es' if noun.endswith(('s', 'x', 'ch', 'sh')) else 's')}"

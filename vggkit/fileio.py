@@ -6,9 +6,15 @@ POSIX, so a reader (or a resumed run) sees the old file or the new one, never
 a truncated one; a failed write leaves the old file and no temporary. The
 new file gets the permissions ``open()`` would give (0666 & ~umask), not
 ``mkstemp``'s 0600.
+
+It is also where vggkit remembers which user-named outputs it wrote: an
+output path a command checked with :func:`claim_output` is recorded, once
+written, under ``$VGGKIT_CACHE/outputs/``, so that a later run may replace
+that file and no other (:func:`written_by_vggkit`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -26,6 +32,66 @@ def _file_mode() -> int:
 
 
 _MODE = _file_mode()
+
+#: outputs this process may write over, as claimed by :func:`claim_output`
+_CLAIMED: set[str] = set()
+
+
+def claim_output(path: PathLike) -> None:
+    """Mark ``path`` as an output this run writes, so that writing it is remembered.
+
+    Raises:
+        FileExistsError: a file is at ``path`` that vggkit did not write, or that
+            changed since it did: vggkit never overwrites a file it did not write.
+    """
+    real = os.path.realpath(path)
+    if os.path.isfile(real) and not written_by_vggkit(real):
+        raise FileExistsError(
+            f"'{path}' exists and was not written by vggkit (or changed since): vggkit "
+            "never overwrites a file it did not write; remove it or choose another path")
+    _CLAIMED.add(real)
+
+
+def file_sha256(path: PathLike, chunk: int = 1 << 22) -> str:
+    """The hex SHA-256 of a file, read in chunks of ``chunk`` bytes (constant memory).
+
+    Not hashlib's ``file_digest``: that needs Python 3.11 and vggkit supports 3.10.
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def written_by_vggkit(path: PathLike) -> bool:
+    """``path`` is as vggkit last wrote it (same size and modification time)."""
+    real = os.path.realpath(path)
+    try:
+        with open(_journal_entry(real), encoding="utf-8") as f:
+            entry = json.load(f)
+        stat = os.stat(real)
+    except (OSError, ValueError):
+        return False
+    return (isinstance(entry, dict) and entry.get("path") == real
+            and entry.get("size") == stat.st_size and entry.get("mtime_ns") == stat.st_mtime_ns)
+
+
+def _journal_entry(real: str) -> Path:
+    from vggkit import paths
+    return paths.cache_dir("outputs") / (hashlib.sha256(real.encode()).hexdigest()[:32] + ".json")
+
+
+def _remember(path: Path) -> None:
+    real = os.path.realpath(path)
+    if real not in _CLAIMED:
+        return  # a store's shard, a checkpoint...: not a path the user named
+    stat = os.stat(real)
+    try:  # the journal is a convenience: an unwritable cache must not fail the output
+        atomic_write_json(_journal_entry(real), {"path": real, "size": stat.st_size,
+                                                 "mtime_ns": stat.st_mtime_ns})
+    except OSError:
+        pass
 
 
 def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
@@ -52,6 +118,7 @@ def atomic_write(path: PathLike, write: Callable[[str], None]) -> None:
             pass
         raise
     _fsync_dir(path.parent)
+    _remember(path)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes) -> None:

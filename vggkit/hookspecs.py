@@ -2,11 +2,27 @@
 
 A plugin implements any of them with ``@vggkit.hookimpl``; each receives a
 ``register(obj, name=None)`` callable (``name`` defaults to ``obj.__name__``).
+
+A renamed hook's old name (:data:`RENAMED_HOOKS`) keeps working for plugins
+written against it: :mod:`vggkit.plugins` registers the implementation under
+the new name and warns with :class:`HookDeprecationWarning`, as pytest does
+for its own deprecated hooks.
 """
 import pluggy
 
 hookspec = pluggy.HookspecMarker("vggkit")
 hookimpl = pluggy.HookimplMarker("vggkit")
+
+#: old hook name -> the hook that replaced it (git history: the backbones and heads
+#: hooks were merged into vggkit_register_models, which feeds the same registry, MODELS)
+RENAMED_HOOKS = {
+    "vggkit_register_backbones": "vggkit_register_models",
+    "vggkit_register_heads": "vggkit_register_models",
+}
+
+
+class HookDeprecationWarning(DeprecationWarning):
+    """A plugin implements a hook by its old name (:data:`RENAMED_HOOKS`)."""
 
 
 class Hooks:

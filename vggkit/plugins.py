@@ -9,6 +9,11 @@ registered is published only if all of them succeeded. Read when loading:
 ``VGGKIT_DISABLE_PLUGINS``  deny-list, same names
 ``VGGKIT_STRICT_PLUGINS=1`` a failing plugin raises instead of warning
 ``VGGKIT_TRACE_PLUGINS=1``  print every hook call and registration to stderr
+
+A name in either list that no installed plugin has is warned about (strict:
+refused), listing the installed ones. A hook implemented by its old name
+(:data:`vggkit.hookspecs.RENAMED_HOOKS`) is registered as the new hook, with a
+:class:`~vggkit.hookspecs.HookDeprecationWarning`.
 """
 from __future__ import annotations
 
@@ -53,11 +58,41 @@ def _flag(var: str) -> bool:
     return os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+class _Pluggy(pluggy.PluginManager):
+    """pluggy's manager, taking an implementation of a renamed hook for the new hook.
+
+    pluggy's ``specname`` option binds a function to a hook of another name;
+    each one so bound is kept in :attr:`renamed` for the warning.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(SCOPE)
+        self.renamed: list[tuple[str, Any]] = []  # (old name, function)
+
+    def parse_hookimpl_opts(self, plugin: Any, name: str) -> Any:
+        opts = super().parse_hookimpl_opts(plugin, name)
+        new = hookspecs.RENAMED_HOOKS.get(name)
+        if opts is None or new is None or opts.get("specname"):
+            return opts
+        self.renamed.append((name, getattr(plugin, name)))
+        return {**opts, "specname": new}  # a copy: the marker on the function stays as written
+
+
+def _warn_renamed(info: PluginInfo, old: str, function: Any) -> None:
+    """The deprecation warning of a renamed hook, pointing at the plugin's function."""
+    code = getattr(function, "__func__", function).__code__
+    warnings.warn_explicit(hookspecs.HookDeprecationWarning(
+        f"vggkit plugin '{info.name}' implements {old}, which is deprecated: it was renamed "
+        f"{hookspecs.RENAMED_HOOKS[old]}; it is registered as that hook for now, but the old "
+        "name will stop working in a later vggkit: rename the function"),
+        hookspecs.HookDeprecationWarning, code.co_filename, code.co_firstlineno)
+
+
 class PluginManager:
     """One loading of the plugins; :func:`reload_plugins` starts a new one."""
 
     def __init__(self) -> None:
-        self.pm = pluggy.PluginManager(SCOPE)
+        self.pm = _Pluggy()
         self.pm.add_hookspecs(hookspecs.Hooks)
         self.infos: list[PluginInfo] = []
         self.strict, self.trace = _flag("VGGKIT_STRICT_PLUGINS"), _flag("VGGKIT_TRACE_PLUGINS")
@@ -72,7 +107,9 @@ class PluginManager:
         allow, deny = _names("VGGKIT_LOAD_PLUGINS"), _names("VGGKIT_DISABLE_PLUGINS") or set()
         # sorted: the order never depends on sys.path's (importlib.metadata keeps
         # one distribution of each name already, the first on sys.path)
-        for ep in sorted(metadata.entry_points(group=SCOPE), key=lambda ep: (ep.name, ep.value)):
+        eps = sorted(metadata.entry_points(group=SCOPE), key=lambda ep: (ep.name, ep.value))
+        self.check_names(eps, allow, deny)
+        for ep in eps:
             info = PluginInfo(ep.name, ep.dist and ep.dist.name, ep.dist and ep.dist.version)
             ids = {ep.name, info.distribution}
             if (allow is not None and not ids & allow) or ids & deny:
@@ -87,6 +124,27 @@ class PluginManager:
                 continue
             self.add(plugin, info)
 
+    def check_names(self, eps: list[metadata.EntryPoint], allow: set[str] | None,
+                    deny: set[str]) -> None:
+        """Warn about (strict: refuse) allow- or deny-list names no installed plugin has.
+
+        A misspelt allow-list name would block every plugin without a word, a
+        deny-list one would block nothing.
+        """
+        installed = {ep.name: ep.dist and ep.dist.name for ep in eps}
+        known = set(installed) | set(installed.values()) | {SCOPE}
+        listing = ", ".join(f"{n} ({d})" if d and d != n else n for n, d in installed.items())
+        for var, names in (("VGGKIT_LOAD_PLUGINS", allow or set()),
+                           ("VGGKIT_DISABLE_PLUGINS", deny)):
+            unknown = sorted(names - known)
+            if not unknown:
+                continue
+            message = (f"{var} names {', '.join(map(repr, unknown))}, but no installed plugin "
+                       f"has that name; installed plugins (distribution): {listing or 'none'}")
+            if self.strict:
+                raise PluginError(message)
+            warnings.warn(message, stacklevel=3)
+
     def add(self, plugin: Any, info: PluginInfo) -> None:
         """Run ``plugin``'s hooks; publish what they registered only if all succeed."""
         self.infos.append(info)
@@ -96,9 +154,12 @@ class PluginManager:
             if self.pm.has_plugin(info.name) or self.pm.is_registered(plugin):
                 # checked here: pluggy's own message lists every plugin loaded
                 raise ValueError(f"a plugin named '{info.name}' or the same object is loaded")
+            self.pm.renamed.clear()
             self.pm.register(plugin, name=info.name)
+            for old, function in self.pm.renamed:
+                _warn_renamed(info, old, function)
             callers = self.pm.get_hookcallers(plugin) or []
-            info.hooks = sorted(caller.name for caller in callers)
+            info.hooks = sorted({caller.name for caller in callers})
             unknown = [caller.name for caller in callers if not caller.has_spec()]
             if unknown:  # e.g. a hook of another vggkit version: better loud than ignored
                 raise PluginError(f"unknown hook {', '.join(unknown)}; vggkit's hooks are "
@@ -141,6 +202,12 @@ class PluginManager:
         warnings.warn(f"{message}; it is skipped (VGGKIT_STRICT_PLUGINS=1 makes this an error, "
                       f"VGGKIT_DISABLE_PLUGINS={info.name} silences it)", stacklevel=3)
 
+
+# A DeprecationWarning from a plugin's module is hidden by Python's default filters; a
+# renamed hook's is shown, as pytest shows its own, unless the user chose filters (-W,
+# PYTHONWARNINGS): a plugin's author must hear of it before the old name stops working.
+if not sys.warnoptions:
+    warnings.filterwarnings("default", category=hookspecs.HookDeprecationWarning)
 
 _LOCK = threading.RLock()  # reentrant: a plugin's own imports may look names up
 _MANAGER: PluginManager | None = None

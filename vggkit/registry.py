@@ -7,6 +7,7 @@ built-in, else the one plugin that registered it (two: :class:`PluginConflictErr
 """
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -19,6 +20,8 @@ from mmengine.registry import DefaultScope, Registry
 from vggkit import safe_load  # noqa: F401
 
 SCOPE = "vggkit"
+#: what a registered name or a dotted Python name looks like
+_NAME = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
 
 
 class PluginConflictError(KeyError):
@@ -71,7 +74,12 @@ class VggkitRegistry(Registry):
             return self.plugins[scope].get(name)
         if self.dotted:
             return self.module_dict.get(name) if scope == SCOPE else None
-        return super().get(key)  # 'vggkit.Name', or a name of mmengine's parent registry
+        if not _NAME.fullmatch(key):  # '' or ' ' made mmengine import '.registry'
+            return None
+        found_obj = super().get(key)  # 'vggkit.Name', or a name of mmengine's parent registry
+        # mmengine falls back to importing ``key`` as a Python name, so an unknown
+        # '--task abc' came back as the stdlib module abc: only callables are components
+        return found_obj if callable(found_obj) else None
 
     def build(self, cfg: dict, *args: Any, **kwargs: Any) -> Any:
         # mmengine resolves names in the current default scope, which a Runner of

@@ -169,7 +169,7 @@ def _foreign_kind(head: bytes) -> str:
     if _looks_like_text(head):
         first = head.decode("utf-8", errors="replace").splitlines()[0][:40]
         return f"a text file starting {first!r}; pass the .pth file written by torch.save"
-    return f"it starts with bytes {head[:8]!r}; pass the .pth file written by torch.save"
+    return f"a file starting with bytes {head[:8]!r}; pass the .pth file written by torch.save"
 
 
 def inspect_file(path: str) -> Optional[CheckpointError]:

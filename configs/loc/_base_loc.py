@@ -1,17 +1,19 @@
-# Appendix A: net D whose last FC layer regresses a box, trained on ILSVRC-2012 CLS-LOC.
-# Shared by vgg16_scr.py, vgg16_pcr.py and vgg16_pcr_fc_only.py (the paper's variants).
-#   vggkit train configs/loc/vgg16_pcr.py --data-root data/ilsvrc \
-#       --cfg-options model.vgg.init_checkpoint=work_dirs/vgg16_d/epoch_74.pth
+# Appendix A: net D whose last FC layer regresses a box, trained on ILSVRC-2012 CLS-LOC, at
+# S = 256 from the classifier trained at S = 256 (configs/vgg16_d.py). The paper trains one
+# localisation net at S = 256 and one at S = 384, each initialised from the classification
+# net of the same scale: _base_loc_s384.py is the S = 384 one. The variants (Table 8: SCR or
+# PCR, all layers or the FC layers only) are vgg16_{scr,pcr}[_fc_only][_s384].py.
+#   vggkit train configs/loc/vgg16_pcr.py --data-root data/ilsvrc
 # Layout (vggkit/localisation/datasets.py): Data/CLS-LOC/{train,val} +
 # Annotations/CLS-LOC/{train,val} (the LOC_* download), or {train,val}/ + bbox/{train,val}/
 # (the ILSVRC-2012 bbox tarballs).
 #
-# From the paper: initialised from the classification net D (all layers but fc8),
-# Euclidean loss, lr 1e-3 (for 256 images per step, scaled with the batch as every
-# config), the rest of Sect. 3.1's SGD recipe and augmentation. Not in the paper,
-# chosen here: the training scale (S = 256, as configs/vgg16_d.py's classifier), the
-# schedule length (the plateau schedule on the validation box error, at most 74
-# epochs) and the box rules of docs/localisation.md (crops keep >= 50 % of a box).
+# From the paper: initialised from the classification net of the same training scale (all
+# layers but fc8, which starts random), Euclidean loss, lr 1e-3 (for 256 images per step,
+# scaled with the batch as every config), the rest of Sect. 3.1's SGD recipe and
+# augmentation, at a fixed S (no scale jittering for the localisation nets). Not in the
+# paper, chosen here: the schedule length (the plateau schedule on the validation box error,
+# at most 74 epochs) and the box rules of docs/localisation.md (crops keep >= 50 % of a box).
 _base_ = ['../_base_/schedules/paper_sgd_finetune.py', '../_base_/default_runtime.py']
 
 data_root = 'data/ilsvrc'

@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from vggkit.commands import check_output_file, run_command
+from vggkit.errors import plural
 
 
 def converter_names() -> list[str]:
@@ -59,7 +60,7 @@ def _run(args: argparse.Namespace) -> int:
         meta = import_weights(args.src, args.input, args.output, args.arch, args.to_rgb)
         print(f"converted {args.src} weights '{args.input}' -> '{args.output}': "
               f"arch {meta['arch']}, batch_norm {meta['batch_norm']}, "
-              f"{meta['num_classes']} classes, preprocess {meta['preprocess']}")
+              f"{plural(meta['num_classes'], 'class')}, preprocess {meta['preprocess']}")
     else:
         meta = export_weights(args.dst, args.input, args.output)
         print(f"exported '{args.input}' (arch {meta.get('arch')}) -> {args.dst} "

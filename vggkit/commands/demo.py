@@ -5,7 +5,7 @@ import argparse
 import os
 import sys
 
-from vggkit.commands import positive_int, run_command
+from vggkit.commands import path_text, positive_int, run_command
 from vggkit.demo import __doc__ as DEMO_DOC, format_table, run
 
 
@@ -17,7 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vggkit demo", description=DEMO_DOC.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=DEMO_DOC.split("\n\n", 1)[1])
-    parser.add_argument("--work-dir", default="work_dirs/demo", help="where every output goes")
+    parser.add_argument("--work-dir", type=path_text, default="work_dirs/demo", help="where every output goes")
     parser.add_argument("--data-root", help="where the digits image folders are written "
                         "(default: $VGGKIT_CACHE or ~/.cache/vggkit, digits-v1)")
     parser.add_argument("--epochs", type=positive_int, default=15, help="training epochs on the source classes")

@@ -17,15 +17,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from vggkit.commands import (add_cfg_options, add_weights_option, parse_options, positive_int,
-                             read_config, run_command, weights_config)
+from vggkit.commands import (MAX_BATCH, add_cfg_options, add_weights_option, at_most, parse_options,
+                             positive_int, read_config, run_command, scale_side, weights_config)
 from vggkit.errors import UserError
 from vggkit.features import AGGREGATES, BAD_IMAGE_MODES, LAYERS
-from vggkit.features.store import FeatureStore, sha256_file, sha256_json
+from vggkit.features.store import FeatureStore, sha256_json
+from vggkit.fileio import file_sha256
 from vggkit.inference.batching import MAX_BATCH_PIXELS
 from vggkit.inference.launch import add_launch_options, launch
 from vggkit.inference.names import BACKENDS, PRECISIONS
@@ -35,7 +37,7 @@ if TYPE_CHECKING:  # the extractor imports torch: the bodies import it, the pars
 
 #: build_vgg arguments that do not change a loaded net's features
 _NOT_FEATURES = ("init", "init_std", "init_checkpoint", "init_conv_layers", "init_fc_layers",
-                 "dropout", "pre_logits_relu", "adaptive_pool")
+                 "init_fc", "dropout", "pre_logits_relu", "adaptive_pool")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
                    help="task constructor option, e.g. context=whole+box for voc2012_action "
                         "(repeatable; recorded in the store's settings)")
-    p.add_argument("--scales", type=positive_int, nargs="+", metavar="Q",
+    p.add_argument("--scales", type=scale_side, nargs="+", metavar="Q",
                    help="test scales Q (smallest image side); default: the task's")
     p.add_argument("--aggregate", choices=AGGREGATES,
                    help="combine scales by averaging or stacking; default: the task's")
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--relu", action=argparse.BooleanOptionalAction, default=True,
                    help="fc6/fc7 after their ReLU (default) or before (--no-relu)")
     p.add_argument("--out", help="store directory (default work_dirs/features/TASK)")
-    p.add_argument("--batch-size", type=positive_int, default=8,
+    p.add_argument("--batch-size", type=at_most(MAX_BATCH), default=8,
                    help="images of equal rescaled size per batch; each runs with its mirror")
     p.add_argument("--shard-size", type=positive_int, default=256,
                    help="images per shard: the unit of resuming and of distribution")
@@ -103,7 +105,7 @@ def load_net(config: Any, checkpoint: str, device: str, cfg_options: dict | None
     preprocess = dict(meta.get("preprocess") or {})
     net = Net(model=model, preprocess=preprocess, name=checkpoint)  # moved by the extractor
     record = {"vgg": {k: v for k, v in kwargs.items() if k not in _NOT_FEATURES},
-              "checkpoint_sha256": sha256_file(checkpoint), "preprocess": preprocess}
+              "checkpoint_sha256": file_sha256(checkpoint), "preprocess": preprocess}
     return net, record
 
 
@@ -123,8 +125,10 @@ def _open_store(store: FeatureStore, settings: dict, index: dict, labels: np.nda
         except Exception as exc:  # noqa: BLE001 - re-raised on every rank
             error = exc
     share_outcome(error)
-    if not first:
-        store.open(settings, index, labels, info)  # reads and checks what rank 0 wrote
+    if not first:  # reads and checks what rank 0 wrote (and repaired)
+        store.open(settings, index, labels, info, repair=False)
+    for note in store.notes:
+        print(f"vggkit extract: {note}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,7 +156,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _nets(args: argparse.Namespace) -> list[tuple[Any, str, str, str]]:
     """``(config, checkpoint, config label, config sha256)`` of every net, pairs first."""
-    nets = [(c, k, os.path.abspath(c), sha256_file(c) if os.path.isfile(c) else "")
+    nets = [(c, k, os.path.abspath(c), file_sha256(c) if os.path.isfile(c) else "")
             for c, k in zip(args.pairs[0::2], args.pairs[1::2])]
     for name in args.weights:
         cfg, ckpt = weights_config(name, args.cfg_options)
@@ -164,7 +168,8 @@ def extract(args: argparse.Namespace) -> int:
     """Run the extraction of parsed ``args`` (see :func:`build_parser`).
 
     The store's writer lock is taken first, so a second run into the same
-    ``--out`` is refused before it scans images or loads nets.
+    ``--out``, or a run into a directory that holds other files and no store,
+    is refused before it scans images or loads nets.
     """
     device = launch(args)
     from vggkit.features.runner import writer_lock
@@ -173,6 +178,7 @@ def extract(args: argparse.Namespace) -> int:
     task = build_task(args.task, **options)
     store = FeatureStore(args.out or os.path.join("work_dirs", "features", args.task))
     with writer_lock(store.root):  # held until this run ends; a second writer is refused
+        store.check_target()  # read-only: every rank may check, and all refuse alike
         return _extract_locked(args, task, store, device, options)
 
 

@@ -5,6 +5,10 @@ Examples::
     vggkit localise configs/loc/vgg16_pcr.py work_dirs/vgg16_pcr/epoch_20.pth \\
         --cls-config configs/vgg16_d.py --cls-checkpoint work_dirs/vgg16_d/epoch_74.pth \\
         --data-root data/ilsvrc --scales 256 384 512 --out res.json --plot boxes.png
+    # fusion (Table 9): the union of two nets' boxes, each net at its own Q, then merging
+    vggkit localise --localiser configs/loc/vgg16_pcr.py pcr256.pth 256 \\
+        --localiser configs/loc/vgg16_pcr_s384.py pcr384.pth 352 384 \\
+        --cls-config configs/vgg19_jitter.py --cls-checkpoint vgg19_jitter.pth --data-root data/ilsvrc
     vggkit localise --demo            # digits on cluttered canvases, a few minutes on a CPU
 """
 from __future__ import annotations
@@ -13,9 +17,10 @@ import argparse
 import sys
 from typing import Any
 
-from vggkit.commands import (add_cfg_options, check_output_file, positive_int, read_config,
-                             run_command)
-from vggkit.errors import UserError
+from vggkit.commands import (MAX_THREADS, add_cfg_options, at_most, check_output_file, path_text,
+                             positive_int, read_config, run_command, scale_side, seed_int,
+                             torch_device)
+from vggkit.errors import UserError, plural
 from vggkit.localisation import PROTOCOLS
 
 COLUMNS = (("top1_loc_error", "top-1 loc"), ("top5_loc_error", "top-5 loc"),
@@ -26,20 +31,27 @@ COLUMNS = (("top1_loc_error", "top-1 loc"), ("top5_loc_error", "top-5 loc"),
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="vggkit localise", description="Single-object localisation (Appendix A): a box "
-        "regression net and a classification net applied to a test set; top-1/top-5 "
-        "localisation error (ILSVRC: class among the guesses and box IoU >= 0.5) per protocol, "
-        "against box baselines. --demo trains and evaluates the whole system on digits.")
+        "regression net (or several, fused: the union of their boxes, then merging) and a "
+        "classification net applied to a test set; top-1/top-5 localisation error (ILSVRC: "
+        "class among the guesses and box IoU >= 0.5) per protocol, against box baselines. "
+        "--demo trains and evaluates the whole system on digits.")
     p.add_argument("config", nargs="?", help="config of the localisation net (configs/loc/...); "
                    "its test_dataloader names the test set")
     p.add_argument("checkpoint", nargs="?", help="checkpoint of the localisation net")
+    p.add_argument("--localiser", nargs="+", action="append", default=[],
+                   metavar=("CONFIG CKPT", "Q"),
+                   help="a localisation net to fuse (repeat for more; with or instead of CONFIG "
+                   "CHECKPOINT): the merging runs on the union of all nets' boxes, as the paper's "
+                   "fusion. Q ... after CKPT are this net's test scales (default: --scales, else "
+                   "from its training scale). The first net's test set is used")
     p.add_argument("--cls-config", help="config of the classification net")
     p.add_argument("--cls-checkpoint", help="checkpoint of the classification net, whose class "
                    "posteriors rank the guesses and weigh the boxes")
     p.add_argument("--data-root", help="test-set root, overriding the config's (with --demo: "
                    "where the canvases are written, default ~/.cache/vggkit/loc-digits-v1)")
-    p.add_argument("--scales", nargs="+", type=positive_int, metavar="Q",
-                   help="test scales (smallest image side). Default: from the localisation "
-                   "net's training scale, as vggkit test does")
+    p.add_argument("--scales", nargs="+", type=scale_side, metavar="Q",
+                   help="test scales (smallest image side) of every localisation net without its "
+                   "own. Default: from each net's training scale, as vggkit test does")
     p.add_argument("--protocol", nargs="+", choices=PROTOCOLS, default=list(PROTOCOLS),
                    help="center: one central crop per scale; dense: the nets applied fully "
                    "convolutionally, boxes merged greedily (default: both)")
@@ -48,8 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="greedy merging joins boxes overlapping at least this much "
                    "(default: %(default)s)")
     p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N images")
-    p.add_argument("--device", help="torch device (default: cuda if there is a GPU, else cpu)")
-    p.add_argument("--threads", type=positive_int,
+    p.add_argument("--device", type=torch_device, help="torch device (default: cuda if there is a GPU, else cpu)")
+    p.add_argument("--threads", type=at_most(MAX_THREADS),
                    help="torch CPU threads (default: torch's; 1 with --demo)")
     p.add_argument("--out", metavar="FILE", help="write settings, errors and per-image guesses "
                    "as JSON")
@@ -60,9 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = p.add_argument_group("demo (--demo: no positional arguments)")
     demo.add_argument("--demo", action="store_true", help="write digit canvases, train a "
                       "classifier and SCR/PCR localisers with tools/train.py, evaluate them")
-    demo.add_argument("--work-dir", default="work_dirs/localise_demo",
+    demo.add_argument("--work-dir", type=path_text, default="work_dirs/localise_demo",
                       help="demo outputs (default: %(default)s)")
-    demo.add_argument("--seeds", nargs="+", type=int, default=[0],
+    demo.add_argument("--seeds", nargs="+", type=seed_int, default=[0],
                       help="one demo run per seed (training and canvases' order)")
     demo.add_argument("--epochs", nargs=2, type=positive_int, metavar=("CLS", "LOC"),
                       help="training epochs of the classifier and of each localiser "
@@ -83,13 +95,15 @@ def _run(args: argparse.Namespace) -> int:
     if args.demo:
         from vggkit.localisation.demo import run_demo
         return run_demo(args)
-    missing = [n for n in ("config", "checkpoint", "cls_config", "cls_checkpoint")
-               if not getattr(args, n)]
+    # the --localiser nets stand in for CONFIG CHECKPOINT
+    wanted = ("cls_config", "cls_checkpoint") if args.localiser and not args.config \
+        and not args.checkpoint else ("config", "checkpoint", "cls_config", "cls_checkpoint")
+    missing = [n for n in wanted if not getattr(args, n)]
     if missing:
         raise UserError("missing " + ", ".join(m.replace("_", "-") if m.startswith("cls") else
                                                m.upper() for m in missing)
-                        + ": give CONFIG CHECKPOINT --cls-config CFG --cls-checkpoint CKPT "
-                        "(or --demo)")
+                        + ": give CONFIG CHECKPOINT (or --localiser CONFIG CKPT [Q ...], "
+                        "repeatable) --cls-config CFG --cls-checkpoint CKPT (or --demo)")
     if not 0.0 < args.merge_iou <= 1.0:
         raise UserError(f"--merge-iou {args.merge_iou} must lie in (0, 1]")
     result = localise(args)
@@ -106,45 +120,89 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def localiser_specs(args: argparse.Namespace) -> list[tuple[str, str, list[int] | None]]:
+    """``(config, checkpoint, own scales or None)`` of every localisation net: the positional
+    CONFIG CHECKPOINT first, then each ``--localiser CONFIG CKPT [Q ...]``."""
+    specs = [(args.config, args.checkpoint, None)] if args.config else []
+    for values in args.localiser:
+        if len(values) < 2:
+            raise UserError(f"--localiser {' '.join(values)}: give CONFIG CKPT [Q ...], a config "
+                            "and a checkpoint, then optionally the net's test scales")
+        scales = []
+        for q in values[2:]:
+            if not q.isdigit() or int(q) < 1:
+                raise UserError(f"--localiser {values[0]} {values[1]}: '{q}' is not a test scale "
+                                "Q (a positive integer); give CONFIG CKPT [Q ...] and put the "
+                                "positional CONFIG CHECKPOINT before the options")
+            scales.append(int(q))
+        specs.append((values[0], values[1], scales or None))
+    return specs
+
+
 def localise(args: argparse.Namespace) -> dict[str, Any]:
     """Evaluate the nets of ``args`` on their test set; the JSON-ready result."""
     from vggkit.engine.scales import check_scales, default_test_scales
     from vggkit.inference.distributed import choose_device
+    from vggkit.localisation.inference import BoxNet
     from vggkit.localisation.loading import (load_classifier, load_localiser, localiser_config,
                                              test_set, train_scale)
     from vggkit.localisation.protocol import evaluate
 
     device = choose_device(args.device)
-    cfg = read_config(args.config, args.cfg_options)
-    localiser_config(cfg, args.config)  # a wrong config fails before any data is read
+    specs = localiser_specs(args)
+    cfgs = [read_config(config, args.cfg_options) for config, _, _ in specs]
+    for cfg, (config, _, _) in zip(cfgs, specs):
+        localiser_config(cfg, config)  # a wrong config fails before any data is read
     cls_cfg = read_config(args.cls_config, args.cfg_options)
-    classes, infos = test_set(cfg, args.data_root, args.config)
+    classes, infos = test_set(cfgs[0], args.data_root, specs[0][0])
     infos = infos[:args.limit] if args.limit else infos
     cls, cls_meta = load_classifier(cls_cfg, args.cls_checkpoint, args.cls_config, device)
-    loc, loc_meta = load_localiser(cfg, args.checkpoint, len(classes), args.config, device)
-    for what, n in (("classification", cls.num_classes), ("localisation", loc.num_classes)):
-        if n != len(classes):
-            raise UserError(f"the {what} net has {n} classes but the test set of '{args.config}'"
-                            f" has {len(classes)}; use nets trained on the same classes")
-    crop = max(loc.vgg.input_size, cls.input_size)
-    scales = check_scales(args.scales or default_test_scales(
-        train_scale(loc_meta, cfg), loc.vgg.input_size), crop, "nets")
+    nets, described = [], []
+    for cfg, (config, checkpoint, own) in zip(cfgs, specs):
+        loc, loc_meta = load_localiser(cfg, checkpoint, len(classes), config, device)
+        for what, n in (("classification net", cls.num_classes),
+                        (f"localisation net '{config}'", loc.num_classes)):
+            if n != len(classes):
+                raise UserError(f"the {what} has {plural(n, 'class')} but the test set of "
+                                f"'{specs[0][0]}' has {len(classes)}; use nets trained on the "
+                                "same classes")
+        crop = max(loc.vgg.input_size, cls.input_size)
+        scales = check_scales(own or args.scales or default_test_scales(
+            train_scale(loc_meta, cfg), loc.vgg.input_size), crop, "nets")
+        nets.append(BoxNet(loc, scales, loc_meta["preprocess"]))
+        described.append({"config": config, "checkpoint": checkpoint,
+                          "regression": loc.regression, "finetune": loc.finetune,
+                          "scales": scales})
     progress = iter
     if not args.no_progress and sys.stderr.isatty():
         from tqdm import tqdm
         progress = lambda items: tqdm(items, desc="localise", unit="img")  # noqa: E731
-    result = evaluate(loc, cls, infos, scales, (loc_meta["preprocess"], cls_meta["preprocess"]),
-                      args.protocol, args.flip, args.merge_iou, device, progress)
-    return {"config": args.config, "checkpoint": args.checkpoint, "cls_config": args.cls_config,
-            "cls_checkpoint": args.cls_checkpoint, "regression": loc.regression,
-            "finetune": loc.finetune, "num_images": len(infos), "scales": scales,
+    result = evaluate(nets, cls, infos, cls_meta["preprocess"], args.protocol, args.flip,
+                      args.merge_iou, device, progress)
+    # one net: its settings at the top level, as before fusion; several: joined with '+'
+    joined = {k: "+".join(dict.fromkeys(d[k] for d in described))
+              for k in ("config", "checkpoint", "regression", "finetune")}
+    return {**joined, "localisers": described, "cls_config": args.cls_config,
+            "cls_checkpoint": args.cls_checkpoint, "num_images": len(infos),
+            "scales": sorted({q for d in described for q in d["scales"]}),
             "flip": args.flip, "merge_iou": args.merge_iou, "classes": list(classes), **result}
+
+
+def _nets_line(result: dict[str, Any]) -> str:
+    """What was evaluated: one net's settings, or each fused net's."""
+    nets = result.get("localisers") or [result]
+    if len(nets) == 1:
+        return (f"localisation ({result['regression']}, fine-tuned: {result['finetune']}) on "
+                f"{plural(result['num_images'], 'image')}, scales Q={result['scales']}")
+    return (f"localisation, fusion of {len(nets)} nets (the union of their boxes, merged): "
+            + "; ".join(f"{n['config']} ({n['regression']}, fine-tuned: {n['finetune']}, "
+                        f"Q={n['scales']})" for n in nets)
+            + f"; on {plural(result['num_images'], 'image')}")
 
 
 def format_result(result: dict[str, Any]) -> str:
     """The errors (%) as a table: one row per protocol and baseline."""
-    lines = [f"localisation ({result['regression']}, fine-tuned: {result['finetune']}) on "
-             f"{result['num_images']} images, scales Q={result['scales']}"
+    lines = [f"{_nets_line(result)}"
              f"{', flips' if result['flip'] else ''}; errors in %",
              "  " + f"{'':<22}" + "".join(f"{title:>16}" for _, title in COLUMNS)]
     rows = [(p, r) for p, r in result["results"].items()]

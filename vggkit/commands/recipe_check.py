@@ -8,7 +8,7 @@ import sys
 import time
 from typing import Optional
 
-from vggkit.commands import positive_int, run_command
+from vggkit.commands import path_text, positive_int, run_command, seed_int
 from vggkit.engine import recipe_check
 from vggkit.engine.recipe_check import (RUNS, curves, digits_root, final_checkpoint, render, report,
                                         summarise, test_at_scales, train_argv, verdicts)
@@ -19,14 +19,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vggkit recipe-check", description=recipe_check.__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog=recipe_check.__doc__.split("\n\n", 1)[1])
-    p.add_argument("--work-dir", default="work_dirs/recipe_check",
+    p.add_argument("--work-dir", type=path_text, default="work_dirs/recipe_check",
                    help="where the runs' checkpoints and logs go (rerun to resume)")
-    p.add_argument("--out", default="docs", help="folder for recipe_check.md and recipe_check.png")
+    p.add_argument("--out", type=path_text, default="docs", help="folder for recipe_check.md and recipe_check.png")
     p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run")
     p.add_argument("--width", type=float, default=0.25, help="width multiplier of the copies")
     p.add_argument("--literal-init", action="store_true",
                    help="init std 0.01 whatever the width (default 0.01/sqrt(width))")
-    p.add_argument("--seed", type=int, default=0, help="random seed of every run")
+    p.add_argument("--seed", type=seed_int, default=0, help="random seed of every run")
     p.add_argument("--runs", nargs="+", choices=[r.name for r in RUNS], metavar="RUN",
                    help="only these runs (E_from_A needs A); the report needs all")
     return p
@@ -37,7 +37,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from vggkit.commands.train import main as train_main
+    from vggkit.commands.train import parse_args
+    from vggkit.engine.train import build_runner, load_config
     from vggkit.fileio import atomic_write_bytes, atomic_write_text
     from vggkit.machine import machine_line
     if not 0 < args.width <= 1:
@@ -48,11 +49,10 @@ def _run(args: argparse.Namespace) -> int:
     for run in runs.values():
         if not os.path.exists(final_checkpoint(os.path.join(args.work_dir, run.name), args.epochs)):
             print(f"\n=== recipe-check: {run.name}: {run.what} ===", flush=True)
-            code = train_main(train_argv(run, args.work_dir, data_root, args.epochs, args.width,
-                                         args.literal_init, args.seed))
-            if code:
-                print(f"recipe-check: error: run {run.name} failed (exit {code})", file=sys.stderr)
-                return code
+            # the library, not train's main: a bad value is then one line of recipe-check's
+            build_runner(load_config(parse_args(train_argv(
+                run, args.work_dir, data_root, args.epochs, args.width, args.literal_init,
+                args.seed)))).train()
     if len(runs) < len(RUNS):
         return 0
     histories = {n: curves(os.path.join(args.work_dir, n), args.epochs) for n in runs}

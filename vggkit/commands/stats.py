@@ -6,8 +6,9 @@ import os
 
 import numpy as np
 
-from vggkit.commands import check_output_file, non_negative_int, run_command
+from vggkit.commands import check_output_file, non_negative_int, run_command, scale_side_or_zero, seed_int
 from vggkit.data import bad_images
+from vggkit.errors import plural
 from vggkit.fileio import atomic_write_json
 
 
@@ -27,10 +28,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-images", type=non_negative_int, default=10000,
                         help="images sampled uniformly without replacement (default 10000; "
                         "0 = all)")
-    parser.add_argument("--scale", type=non_negative_int, default=256,
+    parser.add_argument("--scale", type=scale_side_or_zero, default=256,
                         help="rescale each image to this smallest side first (default 256; "
                         "0 = native size)")
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="sampling seed (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -48,6 +49,6 @@ def _run(args: argparse.Namespace) -> int:
     atomic_write_json(args.out, stats)
     skipped = bad_images.summary()["count"]
     print(f"wrote {args.out}: mean RGB {[round(m, 3) for m in stats['mean']]}, eigval "
-          f"{[round(e, 5) for e in stats['eigval']]} from {stats['n_images']} images"
-          + (f" ({skipped} bad files skipped)" if skipped else ""))
+          f"{[round(e, 5) for e in stats['eigval']]} from {plural(stats['n_images'], 'image')}"
+          + (f" ({plural(skipped, 'bad file')} skipped)" if skipped else ""))
     return 0

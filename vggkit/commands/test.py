@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from vggkit.commands import (add_cfg_options, add_weights_option, non_negative_int, positive_int,
-                             read_config, run_command, weights_config)
+from vggkit.commands import (MAX_BATCH, MAX_WORKERS, add_cfg_options, add_weights_option, at_most,
+                             positive_int, read_config, run_command, scale_side,
+                             weights_config)
 from vggkit.commands.fuse import add_outputs, check_outputs, write_outputs
 from vggkit.errors import UserError
 from vggkit.inference.launch import add_backend_options, add_launch_options, launch
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", nargs="+", default=[DEFAULT_STRATEGY], metavar="NAME",
                    help="one or more evaluation strategies by name: center, dense, multicrop, "
                    "dense+multicrop, or one a plugin registers (default: %(default)s)")
-    p.add_argument("--scales", nargs="+", type=positive_int, metavar="Q",
+    p.add_argument("--scales", nargs="+", type=scale_side, metavar="Q",
                    help="test scales (smallest image side); posteriors are averaged over them. "
                    "Default: from the checkpoint's training scale S -> {S-32, S, S+32}, "
                    "[S_min, S_max] -> {S_min, (S_min+S_max)/2, S_max}. Applies to every net")
@@ -54,11 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_backend_options(p)
     add_launch_options(p, "one shard of the images per process")
     for flag, kind, default, what in (
-            ("--batch-size", positive_int, 32,
+            ("--batch-size", at_most(MAX_BATCH), 32,
              "network inputs (crops, or whole images with their flips) per forward pass"),
-            ("--images-per-batch", positive_int, 16, "images decoded and evaluated together; "
+            ("--images-per-batch", at_most(MAX_BATCH), 16, "images decoded and evaluated together; "
              "dense evaluation stacks those of equal rescaled size"),
-            ("--workers", non_negative_int, 2,
+            ("--workers", at_most(MAX_WORKERS, 0), 2,
              "data-loader processes decoding and rescaling images")):
         p.add_argument(flag, type=kind, default=default, help=f"{what} (default: %(default)s)")
     p.add_argument("--pass-crops", type=positive_int, metavar="N",

@@ -4,6 +4,8 @@ Example:
     python tools/train.py configs/tiny/vgg_a_tiny.py --data-root ./my_images
     torchrun --nproc-per-node 8 tools/train.py configs/vgg19_jitter.py \\
         --data-root /data/imagenet --launcher pytorch
+    python tools/train.py configs/finetune/vgg16_folder.py --data-root DIR \\
+        --weights vgg16.torchvision
 """
 from __future__ import annotations
 
@@ -11,7 +13,8 @@ import argparse
 import sys
 from typing import Optional
 
-from vggkit.commands import add_debug_flag, positive_int, run_command
+from vggkit.commands import (add_cfg_options, add_debug_flag, path_text, positive_int,
+                             run_command, seed_int)
 from vggkit.engine.train import AMP_CHOICES, LAUNCHERS, build_runner, load_config
 
 
@@ -35,13 +38,16 @@ def _bare_amp(argv: list[str]) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from mmengine.config import DictAction
     parser = _TrainParser(
         prog="vggkit train", description="Train a VGG net with the paper's recipe (Sect. 3.1).")
     parser.add_argument("config", help="config file, e.g. configs/vgg16_d.py")
     parser.add_argument("--data-root", help="dataset root (ImageNet: DIR/train/<wnid>/*.JPEG, "
                         "DIR/val/...; image folder: DIR/<class>/*.jpg or DIR/{train,val}/<class>/)")
-    parser.add_argument("--work-dir", help="where logs, checkpoints and curves.png go "
+    parser.add_argument("--weights", metavar="NAME", help="fine-tune published weights (a "
+                        "'vggkit weights list' name or a checkpoint): conv1_1-fc7 and the "
+                        "preprocessing from them, a new fc8 for the data's classes, e.g. "
+                        "configs/finetune/vgg16_folder.py --weights vgg16.torchvision")
+    parser.add_argument("--work-dir", type=path_text, help="where logs, checkpoints and curves.png go "
                         "(default ./work_dirs/<config name>)")
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                         help="resume from CKPT, or without a value from the newest checkpoint "
@@ -54,7 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="NHWC memory format for weights and inputs")
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none",
                         help="job launcher: none (one process), pytorch (torchrun), slurm (srun)")
-    parser.add_argument("--seed", type=int, help="random seed (overrides randomness.seed)")
+    parser.add_argument("--seed", type=seed_int, help="random seed (overrides randomness.seed)")
     parser.add_argument("--deterministic", action="store_true",
                         help="deterministic algorithms (exactly repeatable runs; slower on GPU)")
     parser.add_argument("--strict-health", action="store_true",
@@ -64,9 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layer-stats", type=positive_int, metavar="N",
                         help="record per-layer activation and gradient statistics of the first N "
                         "iterations in WORK_DIR/layer_stats.jsonl (where does a run collapse?)")
-    parser.add_argument("--cfg-options", nargs="+", action=DictAction, metavar="KEY=VALUE",
-                        help="override config entries, e.g. batch_per_gpu=16 "
-                        "train_cfg.max_epochs=10")
+    add_cfg_options(parser, "batch_per_gpu=16 train_cfg.max_epochs=10")
     return add_debug_flag(parser)
 
 

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from mmengine.dataset import BaseDataset
 
 from vggkit.data import bad_images as bad_images_log
-from vggkit.data.filelist import IMG_EXTENSIONS, list_class_dirs, scan_tree
+from vggkit.data.filelist import IMG_EXTENSIONS, list_class_dirs, scan_image_folder
 from vggkit.data.io import BadImageError
 
 __all__ = ["DatasetLayoutError", "ImageFolder", "ImageNet", "IMAGENET_LAYOUT",
@@ -122,7 +122,8 @@ class ImageFolder(ImageDatasetBase):
 
     def load_data_list(self) -> list[dict]:
         root, classes = self.data_root, list(self.metainfo["classes"])
-        samples = scan_tree(root, classes, self.extensions, self.cache)
+        samples = scan_image_folder(root, classes, extensions=self.extensions,
+                                    cache=self.cache).samples
         if not samples:
             raise DatasetLayoutError(f"no images ({', '.join(self.extensions)}) found under "
                                      f"'{root}'; expected layout:\n{IMAGE_FOLDER_LAYOUT}")
@@ -207,7 +208,7 @@ class ImageNet(ImageDatasetBase):
                     f"'{self.split_dir}' has folders {unknown[:5]} that are not classes of "
                     f"'{os.path.join(self.data_root, 'train')}'; every split must use the same "
                     "synsets")
-            samples = scan_tree(self.split_dir, classes, IMG_EXTENSIONS, self.cache)
+            samples = scan_image_folder(self.split_dir, classes, cache=self.cache).samples
             return [{"img_path": os.path.join(self.split_dir, rel), "gt_label": label}
                     for rel, label in samples]
         index = {name: i for i, name in enumerate(classes)}

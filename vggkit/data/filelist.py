@@ -7,9 +7,15 @@ renaming a file changes its directory's mtime) and the presence of each class
 folder: a thousand ``stat`` calls instead of a million directory entries.
 
 The cache lives in the data root (``.vggkit_filelist.<key>.json.gz``) when the
-root is writable, else in ``$XDG_CACHE_HOME/vggkit/filelists`` (default
-``~/.cache``), keyed by the absolute root path, the classes and the extensions.
+root is writable, else in ``filelists/`` of the cache root (``$VGGKIT_CACHE``,
+default ``~/.cache/vggkit``; :mod:`vggkit.paths`), keyed by the absolute root path, the classes and the extensions.
 It is written atomically (temporary file + ``os.replace``).
+
+:func:`scan_image_folder` is the one folder scan of every tool: training and
+testing (:mod:`vggkit.data.datasets`), and the transfer tasks that ``vggkit
+extract`` and ``vggkit transfer`` list images with, so they all see the same
+files: every image under a class folder, sub-folders included. Images it
+leaves out (directly in a root of class folders) are named in a warning.
 """
 from __future__ import annotations
 
@@ -17,15 +23,19 @@ import gzip
 import hashlib
 import json
 import os
-from typing import Sequence
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
+from vggkit import paths
 from vggkit.fileio import atomic_write
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp",
                   ".gif")
 CACHE_VERSION = 1
 
-__all__ = ["IMG_EXTENSIONS", "list_class_dirs", "scan_tree"]
+__all__ = ["FolderScan", "IMG_EXTENSIONS", "list_class_dirs", "scan_image_folder", "scan_tree",
+           "top_images"]
 
 
 def list_class_dirs(root: str) -> list[str]:
@@ -35,11 +45,20 @@ def list_class_dirs(root: str) -> list[str]:
                       and not e.name.startswith("."))
 
 
+def top_images(folder: str, extensions: Sequence[str] = IMG_EXTENSIONS) -> list[str]:
+    """Sorted names of the image files directly in ``folder`` (hidden ones excluded)."""
+    exts = tuple(e.lower() for e in extensions)
+    with os.scandir(folder) as it:
+        return sorted(e.name for e in it if not e.name.startswith(".")
+                      and e.name.lower().endswith(exts) and e.is_file(follow_symlinks=True))
+
+
 def _walk(directory: str, extensions: tuple[str, ...], mtimes: dict[str, int],
           root: str) -> list[str]:
     """Relative paths of the images under ``directory``, recursively, sorted."""
     files: list[str] = []
     rel = os.path.relpath(directory, root)
+    rel = "" if rel == os.curdir else rel  # the root itself: paths are bare file names
     mtimes[rel] = os.stat(directory).st_mtime_ns
     subdirs = []
     with os.scandir(directory) as it:
@@ -57,9 +76,8 @@ def _walk(directory: str, extensions: tuple[str, ...], mtimes: dict[str, int],
 
 
 def _cache_paths(root: str, key: str) -> list[str]:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     name = f".vggkit_filelist.{key}.json.gz"
-    return [os.path.join(root, name), os.path.join(base, "vggkit", "filelists", name[1:])]
+    return [os.path.join(root, name), os.fspath(paths.cache_dir("filelists") / name[1:])]
 
 
 def _load_cache(path: str, root: str) -> list[list] | None:
@@ -129,3 +147,62 @@ def scan_tree(root: str, classes: Sequence[str], extensions: Sequence[str] = IMG
             if _save_cache(path, payload):
                 break
     return samples
+
+
+@dataclass
+class FolderScan:
+    """The images of a folder, as :func:`scan_image_folder` found them.
+
+    Attributes:
+        root: the absolute folder.
+        classes: class names, index order of ``samples``' labels.
+        samples: ``(path relative to root, class index)`` per image, class by class.
+        flat: the images lie directly in ``root`` and form one class named after it.
+    """
+
+    root: str
+    classes: list[str]
+    samples: list[tuple[str, int]]
+    flat: bool = False
+
+
+def scan_image_folder(root: str, classes: Sequence[str] | None = None, *,
+                      class_filter: Callable[[str], bool] | None = None,
+                      allow_flat: bool = False, extensions: Sequence[str] = IMG_EXTENSIONS,
+                      cache: bool = True) -> FolderScan:
+    """Every image of ``root/<class>/**`` (sub-folders included), or of a flat ``root``.
+
+    Args:
+        root: a folder of class folders (or, with ``allow_flat``, of images).
+        classes: class folder names in index order; default the sorted
+            sub-folders of ``root`` that ``class_filter`` accepts.
+        allow_flat: a folder with images directly in it is one class named
+            after it, holding every image under it, sub-folders included.
+        extensions, cache: as :func:`scan_tree` (a flat folder is not cached:
+            its cache file would change the very directory it validates).
+
+    Images nothing takes (directly in a root of class folders) are left out
+    with a warning naming them, and so is a flat folder's sub-folders' being
+    read as part of its one class, so that no tool drops or merges files silently.
+    """
+    root = os.path.abspath(root)
+    exts = tuple(e.lower() for e in extensions)
+    loose = top_images(root, exts)
+    if allow_flat and loose and classes is None:
+        samples = [(rel, 0) for rel in _walk(root, exts, {}, root)]
+        nested = len(samples) - len(loose)
+        if nested:
+            warnings.warn(
+                f"folder '{root}' has {len(loose)} images directly in it and {nested} in its "
+                f"sub-folders: all {len(samples)} are one class, "
+                f"'{os.path.basename(root)}'; to label them by folder, move the "
+                f"{len(loose)} top-level images into class folders", stacklevel=2)
+        return FolderScan(root, [os.path.basename(root)], samples, flat=True)
+    if classes is None:
+        classes = [c for c in list_class_dirs(root) if class_filter is None or class_filter(c)]
+    samples = scan_tree(root, classes, exts, cache)
+    if loose:
+        warnings.warn(
+            f"{len(loose)} images directly in '{root}' (e.g. '{loose[0]}') belong to no class "
+            "folder and are left out; move them into a class folder to use them", stacklevel=2)
+    return FolderScan(root, list(classes), samples)

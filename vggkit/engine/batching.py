@@ -69,6 +69,26 @@ def apply_batch(cfg: Any, world_size: int) -> tuple[int, int]:
     return per_gpu, counts
 
 
+def check_batch_override(cfg: Any, options: Optional[dict]) -> None:
+    """Refuse ``--cfg-options train_dataloader.batch_size=N`` that :func:`apply_batch` overrode.
+
+    The batch per iteration is ``batch_per_gpu`` (or the total split over the
+    processes); a batch_size given on the command line was silently replaced.
+    Call after :func:`apply_batch`.
+    """
+    key = "train_dataloader.batch_size"
+    asked = (options or {}).get(key)
+    used = cfg.train_dataloader.batch_size
+    if asked is None or asked == used:
+        return
+    total = int(cfg.get("total_batch_size", 256))
+    raise ValueError(
+        f"--cfg-options {key}={asked!r} is not used: vggkit sets {key} from total_batch_size "
+        f"({total} images per SGD step) and batch_per_gpu (here {used} per process and "
+        f"iteration); pass --cfg-options batch_per_gpu={asked} for {asked} per iteration "
+        f"(gradients accumulated to {total}), or total_batch_size={asked} for {asked} per step")
+
+
 LR_SCALING_RULES = ("linear", "sqrt", "none")
 
 

@@ -49,9 +49,11 @@ class VGGClassifier(BaseModel):
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         from vggkit.models import build_vgg
+        from vggkit.models.from_config import check_vgg_arguments
         if not isinstance(vgg, dict) or "arch" not in vgg:
             raise ValueError(f"VGGClassifier needs vgg=dict(arch=..., ...) (build_vgg kwargs), "
                              f"got {vgg!r}")
+        check_vgg_arguments(vgg)
         if autocast is not None and autocast not in AUTOCAST_DTYPES:
             raise ValueError(f"autocast must be None or one of {sorted(AUTOCAST_DTYPES)}, "
                              f"got {autocast!r}")
@@ -60,6 +62,19 @@ class VGGClassifier(BaseModel):
         self.autocast = autocast
         if channels_last:
             self.vgg.to(memory_format=torch.channels_last)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any) -> None:
+        # A converted or saved bare VGG (build_vgg's keys, 'features.0.weight') lacks the
+        # 'vgg.' of this module's keys, and mmengine's load_from strips only 'module.':
+        # without this, load_from=converted.pth would load nothing, with a warning.
+        # Torch hands every submodule the same dict, so renaming here reaches self.vgg.
+        ours = prefix + "vgg."
+        bare = [k for k in state_dict if k.startswith(prefix + "features.")
+                or k.startswith(prefix + "head.")]
+        if bare and not any(k.startswith(ours) for k in state_dict):
+            for key in bare:
+                state_dict[ours + key[len(prefix):]] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args)
 
     @contextlib.contextmanager
     def _precision(self, inputs: Tensor) -> Iterator[None]:

@@ -9,6 +9,8 @@ import os
 import sys
 from typing import Any, Optional
 
+import numpy as np
+
 from vggkit.engine.scales import innermost_dataset
 
 SPLITS = {"train_dataloader": "train", "val_dataloader": "val", "test_dataloader": "val"}
@@ -49,19 +51,28 @@ def apply_data_root(cfg: Any, root: str) -> None:
 
 
 def check_datasets(cfg: Any) -> Optional[int]:
+    """:func:`check_training_data`'s number of classes (None if unknown)."""
+    classes = check_training_data(cfg)
+    return None if classes is None else len(classes)
+
+
+def check_training_data(cfg: Any) -> Optional[list[str]]:
     """Build and scan each dataset so layout, image and transform errors surface now.
 
     Returns:
-        The number of classes of the training set (None if unknown).
+        The class names of the training set (None if unknown).
 
     Raises:
-        DataRootError: naming the path, the dataset and the expected layout.
+        DataRootError: naming the path, the dataset and the expected layout,
+            or a training set with fewer than 2 classes or a class without images.
     """
     from vggkit.registry import DATASETS
-    num_classes = None
+    train_classes = None
     for key, dataset in _datasets(cfg):
         try:
             built = DATASETS.build(dict(dataset, lazy_init=True))
+            # the labels are counted from the plain list (this copy is only scanned)
+            built.serialize_data = False
             # the file scan (cached on disk, so the runner's own scan is then quick)
             # finds class folders without images now, not after the model is built
             built.full_init()
@@ -73,5 +84,47 @@ def check_datasets(cfg: Any) -> Optional[int]:
             raise ValueError(f"{key}.dataset: {exc}") from None
         classes = (getattr(built, "metainfo", None) or {}).get("classes")
         if key == "train_dataloader" and classes:
-            num_classes = len(classes)
-    return num_classes
+            train_classes = [str(c) for c in classes]
+            check_trainable_classes(built, train_classes)
+    return train_classes
+
+
+def _class_place(dataset: Any, name: str) -> str:
+    """Where the images of class ``name`` of ``dataset`` come from, for a message."""
+    if getattr(dataset, "list_file", None):  # ImageNet from a list file
+        return f"class '{name}' of list file '{dataset.list_file}'"
+    base = getattr(dataset, "split_dir", None) or getattr(dataset, "data_root", "")
+    return f"class folder '{os.path.join(base, name)}'"
+
+
+def check_trainable_classes(dataset: Any, classes: list[str]) -> None:
+    """A training set needs two classes or more, each with images.
+
+    One class trains to loss 0 and "0 % error" while learning nothing, and a
+    class without images gets an output the net is never shown: both are
+    mistakes in the data, refused before any training.
+
+    Raises:
+        DataRootError: naming the data root, or the empty class's folder.
+    """
+    root = getattr(dataset, "split_dir", None) or getattr(dataset, "data_root", "") or "?"
+    if len(classes) < 2:
+        raise DataRootError(f"train_dataloader: '{root}' has {len(classes)} class "
+                            f"({', '.join(map(repr, classes))}); classification needs at least 2 "
+                            "classes with images (one sub-folder of images per class)")
+    data_list = getattr(dataset, "data_list", None)
+    if not isinstance(data_list, list):
+        return  # a dataset of another kind: its labels are not listed
+    counts = [0] * len(classes)
+    for info in data_list:
+        label = info.get("gt_label", -1)
+        if not isinstance(label, int):  # an array or tensor of one label
+            label = int(np.asarray(label).reshape(-1)[0])
+        if 0 <= label < len(counts):
+            counts[label] += 1
+    empty = [name for name, n in zip(classes, counts) if n == 0]
+    if empty:
+        more = f" (and {len(empty) - 1} more empty classes)" if len(empty) > 1 else ""
+        raise DataRootError(f"train_dataloader: {_class_place(dataset, empty[0])} has no "
+                            f"images{more}; every class of '{root}' needs training images: add "
+                            "some, or remove the class")

@@ -97,7 +97,8 @@ def train_argv(run: Run, work_dir: str, data_root: str, epochs: int, width: floa
     if run.init_from:
         options.append("model.vgg.init_checkpoint=" + final_checkpoint(
             os.path.join(work_dir, run.init_from), epochs))
-    return [REPO_CONFIG, "--data-root", data_root, "--work-dir", os.path.join(work_dir, run.name),
+    # '--work-dir=DIR': a DIR starting with '-' is a value, not an option
+    return [REPO_CONFIG, "--data-root", data_root, f"--work-dir={os.path.join(work_dir, run.name)}",
             "--seed", str(seed), "--resume", "--cfg-options", *options, *run.options]
 
 

@@ -24,8 +24,9 @@ _TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 def load_config(args: argparse.Namespace) -> Any:
     """The config with every command-line option applied (nothing started yet)."""
     from vggkit.commands import read_config
-    from vggkit.engine.batching import apply_batch, scale_learning_rate, world_size_from_env
-    from vggkit.engine.datacheck import apply_data_root, check_datasets
+    from vggkit.engine.batching import (apply_batch, check_batch_override, scale_learning_rate,
+                                        world_size_from_env)
+    from vggkit.engine.datacheck import apply_data_root, check_training_data
 
     cfg = read_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
@@ -33,8 +34,12 @@ def load_config(args: argparse.Namespace) -> Any:
         "work_dirs", osp.splitext(osp.basename(args.config))[0])
     if args.data_root:
         apply_data_root(cfg, args.data_root)
+    if getattr(args, "weights", None):
+        from vggkit.engine.finetune import apply_weights
+        apply_weights(cfg, args.weights)
     check_schedule(cfg)
-    num_classes = check_datasets(cfg)
+    classes = check_training_data(cfg)
+    num_classes = None if classes is None else len(classes)
     vgg = cfg.model.vgg
     if vgg.get("num_classes") is None:  # 'as many as the image folder has'
         if num_classes is None:
@@ -46,11 +51,8 @@ def load_config(args: argparse.Namespace) -> Any:
                          f"{num_classes} classes; fix the config or pass --cfg-options "
                          f"model.vgg.num_classes={num_classes}")
     apply_batch(cfg, world_size_from_env(args.launcher))
-    if scale_learning_rate(cfg) != 1.0:
-        print(f"vggkit train: lr {cfg.optim_wrapper.optimizer.lr:.4g} for "
-              f"{cfg.get('total_batch_size', 256)} images per step (the config's lr is for "
-              f"{cfg.get('base_batch_size', 256)}; lr_scaling={cfg.get('lr_scaling', 'linear')!r})",
-              file=sys.stderr)
+    check_batch_override(cfg, args.cfg_options)
+    lr_factor = scale_learning_rate(cfg)
     _apply_precision(cfg, args)
     _apply_randomness(cfg, args)
     _apply_resume(cfg, args)
@@ -60,11 +62,18 @@ def load_config(args: argparse.Namespace) -> Any:
         cfg.custom_hooks = [*(cfg.get("custom_hooks") or []),
                             dict(type="LayerStatsHook", iters=args.layer_stats)]
     _check_init_files(cfg)
+    if cfg.get("resume"):
+        check_resume_checkpoint(cfg, cfg.load_from, classes)
     if args.launcher != "none" and not _cuda():
         cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
         # DDP of a CPU module takes no device_ids (mmengine passes LOCAL_RANK)
         cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
                                      broadcast_buffers=False)
+    if lr_factor != 1.0:  # said once the run is accepted: a refusal stays one line
+        print(f"vggkit train: lr {cfg.optim_wrapper.optimizer.lr:.4g} for "
+              f"{cfg.get('total_batch_size', 256)} images per step (the config's lr is for "
+              f"{cfg.get('base_batch_size', 256)}; lr_scaling={cfg.get('lr_scaling', 'linear')!r})",
+              file=sys.stderr)
     return cfg
 
 
@@ -188,6 +197,46 @@ def _check_init_files(cfg: Any) -> None:
         # a damaged file fails now, not after the datasets and the model are built
         from vggkit.safe_load import check_checkpoint_file
         check_checkpoint_file(cfg.load_from)
+
+
+def check_resume_checkpoint(cfg: Any, path: str, classes: list[str] | None) -> None:
+    """``--resume path`` must continue a run of this config's net and the data's classes.
+
+    mmengine loads a checkpoint of another class count loosely and fails in
+    the first optimiser step, and one of the same count with other classes
+    trains on silently, with every output meaning another class.
+
+    Raises:
+        UserError: naming the checkpoint, its classes and the config's or data's.
+    """
+    import zipfile
+
+    from vggkit.safe_load import torch_load
+    checkpoint = torch_load(path, mmap=zipfile.is_zipfile(path))  # the tensors are not read
+    if not isinstance(checkpoint, dict):
+        return  # not a checkpoint of a run: mmengine's resume says so
+    state, meta = checkpoint.get("state_dict") or {}, checkpoint.get("meta") or {}
+    recorded = (meta.get("dataset_meta") or {}).get("classes")
+    recorded = None if recorded is None else [str(c) for c in recorded]
+    fc8 = next((v for k, v in state.items() if k.endswith("head.fc8.weight")), None)
+    saved = int(fc8.shape[0]) if fc8 is not None else None if recorded is None else len(recorded)
+    wanted = cfg.model.vgg.get("num_classes")
+    fix = ("resume a checkpoint of this config and data, or start afresh without --resume "
+           "(--cfg-options load_from=CKPT fine-tunes its weights only)")
+    if saved is not None and wanted is not None and saved != int(wanted):
+        raise UserError(f"--resume: checkpoint '{path}' has {saved} classes but config "
+                        f"'{cfg.filename}' on this training set has {wanted} "
+                        f"(model.vgg.num_classes); {fix}")
+    if recorded is not None and classes is not None and recorded != classes:
+        diff = next((i for i, (a, b) in enumerate(zip(recorded, classes)) if a != b),
+                    min(len(recorded), len(classes)))
+        raise UserError(f"--resume: checkpoint '{path}' was trained on other classes than the "
+                        f"training set's (class {diff}: {_class_at(recorded, diff)} in the "
+                        f"checkpoint, {_class_at(classes, diff)} in the data); {fix}")
+
+
+def _class_at(classes: list[str], index: int) -> str:
+    return repr(classes[index]) if index < len(classes) else "none"
 
 
 def _init_distributed(launcher: str) -> None:

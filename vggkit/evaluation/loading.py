@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 from torch import nn
 
 from vggkit.engine.scales import (check_scales, default_test_scales, innermost_dataset,
                                   weights_train_scale)
+from vggkit.errors import plural
 
 
 @dataclass
@@ -103,15 +104,22 @@ def load_test_set(config: Any, data_root: str | None = None, config_path: str = 
     return TestSet(paths, ids, np.asarray(labels, dtype=np.int64), classes, root)
 
 
+def recorded_classes(meta: Mapping[str, Any]) -> list[str] | None:
+    """The class names a checkpoint's meta records (``classes``, or mmengine's
+    ``dataset_meta['classes']`` that ``vggkit train`` saves), else None."""
+    recorded = meta.get("classes") or (meta.get("dataset_meta") or {}).get("classes")
+    return [str(c) for c in recorded] if recorded else None
+
+
 def check_classes(entry: ModelEntry, test_set: TestSet) -> None:
     """Raise ``ValueError`` if the net's classes do not match the test set's."""
     n_model, n_data = int(entry.model.num_classes), len(test_set.classes)
     where = f"checkpoint '{entry.checkpoint}'"
     if n_data and n_model != n_data:
-        raise ValueError(f"{where} predicts {n_model} classes but the test set "
+        raise ValueError(f"{where} predicts {plural(n_model, 'class')} but the test set "
                          f"({test_set.root or 'dataset'}) has {n_data}; evaluate on the data it "
                          "was trained for, or set num_classes in the config to match")
-    recorded = entry.meta.get("classes") or (entry.meta.get("dataset_meta") or {}).get("classes")
+    recorded = recorded_classes(entry.meta)
     if recorded and n_data and [str(c) for c in recorded] != test_set.classes:
         diff = next(i for i, (a, b) in enumerate(zip(recorded, test_set.classes)) if str(a) != b) \
             if len(recorded) == n_data else None
@@ -121,5 +129,5 @@ def check_classes(entry: ModelEntry, test_set: TestSet) -> None:
                          + "; the class order must match the checkpoint's")
     bad = test_set.labels[(test_set.labels < -1) | (test_set.labels >= n_model)]
     if bad.size:
-        raise ValueError(f"test set labels {bad[:5].tolist()} are outside the {n_model} classes "
+        raise ValueError(f"test set labels {bad[:5].tolist()} are outside the {plural(n_model, 'class')} "
                          f"of {where}")

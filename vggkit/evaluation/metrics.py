@@ -16,6 +16,8 @@ import numpy as np
 import torch
 from mmengine.evaluator import BaseMetric
 
+from vggkit.errors import plural
+
 
 def true_class_rank(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Rank (0 = best) of each sample's true class under the tie rule above.
@@ -31,10 +33,10 @@ def true_class_rank(scores: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     labels = torch.as_tensor(labels, dtype=torch.long).reshape(-1)
     if scores.ndim != 2 or scores.shape[0] != labels.shape[0]:
         raise ValueError(f"scores must be N×C with N = len(labels); got scores {tuple(scores.shape)} "
-                         f"and {labels.shape[0]} labels")
+                         f"and {plural(labels.shape[0], 'label')}")
     num_classes = scores.shape[1]
     if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must lie in [0, {num_classes - 1}] for {num_classes} classes; got "
+        raise ValueError(f"labels must lie in [0, {num_classes - 1}] for {plural(num_classes, 'class')}; got "
                          f"min {int(labels.min())}, max {int(labels.max())}")
     true = scores.gather(1, labels[:, None])
     index = torch.arange(num_classes, device=scores.device)[None, :]
@@ -140,7 +142,7 @@ def format_results(results: Mapping[str, Any]) -> str:
         lines += _rows(f"fusion of {results.get('fused', '?')}", results["fusion"])
     if "num_images" in results:
         speed = results.get("images_per_s")
-        lines.append(f"{results['num_images']} images"
+        lines.append(plural(results["num_images"], "image")
                      + (f", {speed:.2f} images/s" if speed else "")
                      + (f" on {results['world_size']} processes" if results.get("world_size", 1) > 1
                         else ""))

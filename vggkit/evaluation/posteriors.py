@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from vggkit.errors import plural
 from vggkit.fileio import atomic_write_bytes
 
 PREFIX = "posteriors/"
@@ -109,7 +110,7 @@ def fuse(parts: Sequence[tuple[Posteriors, str]], name: str = "fusion") -> Poste
         if key not in post.scores:
             raise KeyError(f"{source} has no posteriors '{key}'; it has {sorted(post.scores)}")
         if list(post.classes) != list(first.classes):
-            raise ValueError(f"{source} has {len(post.classes)} classes that differ from the "
+            raise ValueError(f"{source} has {plural(len(post.classes), 'class')} that differ from the "
                              f"first part's {len(first.classes)}; fuse models of the same classes")
         rows = align(first.ids, post, source)
         if not np.array_equal(post.labels[rows], first.labels):

@@ -78,8 +78,14 @@ class SizeBatcher:
     def _length(self, size: tuple[int, int]) -> int:
         # a full batch of this size, by size_batches' own rule (batch size and pixel cap)
         if size not in self._full:
-            probe = size_batches([size] * self.batch_size, self.batch_size, self.max_pixels)
-            self._full[size] = len(probe[0])
+            # a probe as long as the pixel cap allows, not batch_size long: a huge
+            # --batch-size made this list itself exhaust memory
+            if self.max_pixels is None:
+                self._full[size] = self.batch_size
+            else:
+                n = min(self.batch_size, self.max_pixels // (size[0] * size[1]) + 1)
+                self._full[size] = len(size_batches([size] * n, self.batch_size,
+                                                    self.max_pixels)[0])
         return self._full[size]
 
 
@@ -99,6 +105,52 @@ def stack_regions(rows: np.ndarray, items: Sequence[tuple[int, ...]]) -> np.ndar
         raise ValueError(f"every item needs the same number of regions; got {sorted(per_item)}")
     blocks = [torch.from_numpy(rows[[item[r] for item in items]]) for r in range(len(items[0]))]
     return combine(blocks, "stack").numpy()
+
+
+def pass_pixels(q: int, batch_size: int) -> int:
+    """Input pixels of the largest pass at scale ``q``: a batch of square ``q x q`` images
+    (the fewest pixels an image at Q has), as :func:`size_batches` cuts it, with mirrors."""
+    per_image = q * q
+    images = max(1, min(batch_size, MAX_BATCH_PIXELS // per_image))
+    return 2 * images * per_image
+
+
+def check_scale_memory(nets: Sequence[Net], scales: Sequence[int], batch_size: int,
+                       device: str) -> None:
+    """Refuse scales whose passes cannot fit in memory, before anything is probed or written.
+
+    A pass at Q holds at least one ``Q x Q`` image and its mirror; its peak
+    activations (:func:`~vggkit.inference.pass_cap.activation_bytes_per_pixel`)
+    may take :data:`~vggkit.inference.pass_cap.MEMORY_SHARE` of the memory
+    available now. Past that, Q=100000 asks for hundreds of GB and dies in
+    the allocator with a traceback, and Q in the thousands swaps for hours.
+
+    Raises:
+        ValueError: naming the largest Q, the memory it needs and the largest Q that fits.
+    """
+    from vggkit.inference.pass_cap import (MEMORY_SHARE, activation_bytes_per_pixel,
+                                           available_memory)
+    available = available_memory(torch.device(device))
+    per_pixel = max((activation_bytes_per_pixel(net.model) or 0.0 for net in nets), default=0.0)
+    if available is None or not per_pixel:
+        return  # unknown: nothing to judge by
+    budget, q = available * MEMORY_SHARE, max(scales)
+    if pass_pixels(q, batch_size) * per_pixel <= budget:
+        return
+    fits, low, high = 0, 1, q  # the largest Q that fits (needs grow with Q)
+    while low <= high:
+        mid = (low + high) // 2
+        if pass_pixels(mid, batch_size) * per_pixel <= budget:
+            fits, low = mid, mid + 1
+        else:
+            high = mid - 1
+    gb = 1e9
+    raise ValueError(
+        f"scale Q={q} needs about {pass_pixels(q, batch_size) * per_pixel / gb:.1f} GB of "
+        f"activations per pass (a {q}x{q} image and its mirror, --batch-size {batch_size}), more "
+        f"than {MEMORY_SHARE:.0%} of the {available / gb:.1f} GB available on {device}; use "
+        f"--scales of at most {fits}" + ("" if q * q >= MAX_BATCH_PIXELS else
+                                         " or a smaller --batch-size"))
 
 
 @dataclass
@@ -180,6 +232,7 @@ class FeatureExtractor:
                     f"{net.model.input_size}); use --scales of at least {need}")
             if self.layer == "fc7":
                 net.model.pre_logits_relu = self.relu  # the model reads it in dense_pre_logits
+        check_scale_memory(self.nets, self.scales, self.batch_size, self.device)
         # 'auto' is measured at the smallest test scale among the backends that take
         # images of any size (every Q and aspect ratio reaches the same runner)
         self.backend, self.precision = choose(

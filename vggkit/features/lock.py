@@ -36,14 +36,13 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from vggkit.features.store import StoreError
+from vggkit.features.store import LOCK_FILE, StoreError
 
 try:
     import fcntl
 except ImportError:  # Windows: no flock; see the module docstring
     fcntl = None  # type: ignore[assignment]
 
-LOCK_FILE = ".lock"
 #: errnos of a filesystem that cannot lock at all (as opposed to "held by another")
 _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, getattr(errno, "ENOTSUP", -1)}
 _MAX_TRIES = 50

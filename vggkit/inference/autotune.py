@@ -13,7 +13,7 @@ over ``PRUNE_RATIO`` times the best candidate's leaves the race early (its
 figure is then the median of fewer rounds), and the last one left is not timed
 further. The lowest median wins, whether or not its candidate left early (the
 best times only choose whom to keep timing), and is cached, with the figures, in
-``autotune.json`` under ``$VGGKIT_CACHE`` (``VGGKIT_AUTOTUNE_CACHE`` or the
+``autotune/autotune.json`` under ``$VGGKIT_CACHE`` (``VGGKIT_AUTOTUNE_CACHE`` or the
 ``cache`` argument override the file), so later runs resolve 'auto' from the
 cache without timing: a feature store resumed on the same machine sees the
 same backend. The choice is printed once per process per key on stderr.
@@ -46,6 +46,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import torch
 from torch import nn
 
+from vggkit import paths
 from vggkit.inference import runners
 from vggkit.inference.backends import (DYNAMIC_SIZE_BACKENDS, Backend, onnxruntime_available,
                                        reduced_precision, unavailable)
@@ -87,14 +88,13 @@ def enabled() -> bool:
 
 
 def cache_path(cache: str | os.PathLike | None = None) -> str:
-    """The cache file: ``cache``, else ``$VGGKIT_AUTOTUNE_CACHE``, else ``$VGGKIT_CACHE/autotune.json``."""
+    """The cache file: ``cache``, else ``$VGGKIT_AUTOTUNE_CACHE``, else
+    ``autotune/autotune.json`` in the cache root (:func:`vggkit.paths.cache_dir`)."""
     if cache is not None:
         return os.fspath(cache)
     if os.environ.get("VGGKIT_AUTOTUNE_CACHE"):
         return os.environ["VGGKIT_AUTOTUNE_CACHE"]
-    root = os.environ.get("VGGKIT_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "vggkit")
-    return os.path.join(root, "autotune.json")
+    return os.fspath(paths.cache_dir("autotune") / "autotune.json")
 
 
 def forget() -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from vggkit.errors import UserError
+from vggkit.errors import UserError, plural
 from vggkit.inference.names import LAUNCHERS
 
 #: one rank's results: item indices and, per key, the rows for them
@@ -165,7 +165,7 @@ def merge_shards(shards: Sequence[Shard], total: int) -> dict[str, np.ndarray]:
         seen[idx[keep]] = True
     if not seen.all():
         lost = np.flatnonzero(~seen)
-        raise RuntimeError(f"{len(lost)} of {total} images have no result (e.g. indices "
+        raise RuntimeError(f"{len(lost)} of {plural(total, 'image')} have no result (e.g. indices "
                            f"{lost[:5].tolist()}); a rank failed or was given no shard")
     return out
 

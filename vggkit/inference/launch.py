@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from vggkit.commands import positive_int
+from vggkit.commands import MAX_THREADS, at_most, torch_device
 from vggkit.inference.names import BACKENDS, LAUNCHERS, PRECISIONS
 
 
@@ -16,9 +16,9 @@ def add_launch_options(parser: argparse.ArgumentParser, sharing: str) -> argpars
     """
     parser.add_argument("--launcher", choices=LAUNCHERS, default="none",
                         help=f"'pytorch' to run under torchrun: {sharing}")
-    parser.add_argument("--device", help="torch device (default: cuda, under a launcher this "
+    parser.add_argument("--device", type=torch_device, help="torch device (default: cuda, under a launcher this "
                         "process's GPU cuda:LOCAL_RANK, if there is one, else cpu)")
-    parser.add_argument("--threads", type=positive_int,
+    parser.add_argument("--threads", type=at_most(MAX_THREADS),
                         help="torch CPU threads (default: torch's choice); 1 is fastest for "
                         "small nets on a busy machine")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

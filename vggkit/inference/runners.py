@@ -92,7 +92,8 @@ def compile_for_inference(model: nn.Module, output: str = "logits", backend: str
             runner the 'auto' probe already built on a copy is taken as it is.
         dynamic_size: inputs of many sizes will come: 'auto' leaves out the
             backends of fixed size (jit).
-        cache: the autotune cache file of 'auto' (default: ``$VGGKIT_CACHE/autotune.json``).
+        cache: the autotune cache file of 'auto' (default:
+            ``$VGGKIT_CACHE/autotune/autotune.json``).
     """
     if output not in OUTPUTS:
         raise ValueError(f"unknown output '{output}'; choose one of {OUTPUTS}")
@@ -190,13 +191,19 @@ def _eager(module: nn.Module, device: torch.device, channels_last: bool,
     return run_eager
 
 
-def _jit(module: nn.Module, example: Tensor, device: torch.device) -> Runner:
+def traced(module: nn.Module, example: Tensor) -> torch.jit.ScriptModule:
+    """``module`` (one output of a VGG) traced by TorchScript on ``example``."""
     with torch.no_grad(), warnings.catch_warnings():
         # deprecation notices, and tracer warnings about the model's input-size checks
         # (for inputs of many sizes, 'auto' with dynamic_size does not offer jit)
         warnings.simplefilter("ignore")
-        frozen = torch.jit.optimize_for_inference(
-            torch.jit.freeze(torch.jit.trace(module, example, check_trace=False)))
+        return torch.jit.trace(module, example, check_trace=False)
+
+
+def _jit(module: nn.Module, example: Tensor, device: torch.device) -> Runner:
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        frozen = torch.jit.optimize_for_inference(torch.jit.freeze(traced(module, example)))
 
     def run_jit(x: Tensor) -> Tensor:
         with torch.no_grad():
@@ -234,9 +241,12 @@ def _ort_options(threads: int | None) -> Any:
     return options
 
 
-def _onnxruntime(module: nn.Module, example: Tensor, output: str,
-                 threads: int | None) -> Runner:
-    import onnxruntime as ort
+def onnx_bytes(module: nn.Module, example: Tensor, output: str) -> bytes:
+    """The ONNX graph (opset 17) of ``module`` (one output of a VGG, see :class:`_Output`).
+
+    Input ``image``, output ``out``; the batch is dynamic, and for every
+    output but 'logits' (the FC view of a fixed crop) height and width too.
+    """
     buffer = io.BytesIO()
     dynamic = {0: "batch"} if output == "logits" else {0: "batch", 2: "height", 3: "width"}
     with torch.no_grad(), warnings.catch_warnings():
@@ -244,7 +254,13 @@ def _onnxruntime(module: nn.Module, example: Tensor, output: str,
         torch.onnx.export(module, example.cpu(), buffer, input_names=["image"],
                           output_names=["out"], dynamic_axes={"image": dynamic, "out": dynamic},
                           opset_version=17, dynamo=False)
-    session = ort.InferenceSession(buffer.getvalue(), _ort_options(threads),
+    return buffer.getvalue()
+
+
+def _onnxruntime(module: nn.Module, example: Tensor, output: str,
+                 threads: int | None) -> Runner:
+    import onnxruntime as ort
+    session = ort.InferenceSession(onnx_bytes(module, example, output), _ort_options(threads),
                                    providers=["CPUExecutionProvider"])
 
     def run_ort(x: Tensor) -> Tensor:
@@ -270,7 +286,8 @@ class CompiledNet:
         device: where it runs (default: where the model's parameters are).
         dense_size: a representative side of the images given to ``dense``
             (default: the model's ``input_size``).
-        cache: the autotune cache file of 'auto' (default: ``$VGGKIT_CACHE/autotune.json``).
+        cache: the autotune cache file of 'auto' (default:
+            ``$VGGKIT_CACHE/autotune/autotune.json``).
     """
 
     def __init__(self, model: nn.Module, backend: str = "auto", precision: str = "auto", *,

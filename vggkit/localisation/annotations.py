@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from vggkit.errors import UserError
+from vggkit.errors import UserError, plural
 
 __all__ = ["AnnotationError", "Record", "read_xml", "read_table", "check_box", "label_records",
            "TABLE_COLUMNS"]
@@ -203,7 +203,7 @@ def label_records(records: Iterable[Record], classes: Sequence[str]) -> list[np.
             if name not in index:
                 shown = ", ".join(list(classes)[:5]) + (", ..." if len(classes) > 5 else "")
                 raise AnnotationError(f"{where}: class '{name}' is not one of the "
-                                      f"{len(classes)} classes ({shown}); fix the name or add "
+                                      f"{plural(len(classes), 'class')} ({shown}); fix the name or add "
                                       "it to the dataset's classes")
         out.append(np.array([index[n] for n in record.names], dtype=np.int64))
     return out

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from vggkit.demo import last_checkpoint, cache_dir
+from vggkit import paths
+from vggkit.demo import last_checkpoint
 from vggkit.errors import UserError
 from vggkit.localisation.canvases import write_canvases
 
@@ -41,7 +42,7 @@ ROWS = (("top1_loc_error", "top-1 loc"), ("top5_loc_error", "top-5 loc"),
 
 def canvas_root() -> str:
     """Where the canvases are written by default: beside the digits demo's cache."""
-    return os.path.join(os.path.dirname(cache_dir()), "loc-digits-v1")
+    return os.fspath(paths.cache_dir("loc-digits-v1"))
 
 
 def _train(config: str, data: str, work_dir: str, seed: int, epochs: int | None,
@@ -120,8 +121,8 @@ def run_demo(args: argparse.Namespace) -> int:
     """The body of ``vggkit localise --demo`` (see the module docstring)."""
     import torch
     from vggkit.fileio import atomic_write_json, atomic_write_text
-    if args.config or args.checkpoint:
-        raise UserError("--demo takes no CONFIG CHECKPOINT: it trains its own nets")
+    if args.config or args.checkpoint or args.localiser:
+        raise UserError("--demo takes no CONFIG CHECKPOINT or --localiser: it trains its own nets")
     if not args.threads:
         torch.set_num_threads(1)  # as fast for these tiny nets, and immune to busy cores
     start = time.time()

@@ -19,6 +19,11 @@ With ``flip`` the mirrored image adds its own locations, boxes mirrored
 back. Every box is returned in pixels of the original image, and the image's
 class posterior is the mean over scales (and flips) of the spatial mean --
 the paper's dense classification.
+
+Several localisation nets (:class:`BoxNet`, each at its own scales) are fused
+as the paper does: "we first take the union of their sets of bounding box
+predictions, and then run the merging procedure on the union"
+(:func:`union`, :func:`fused_candidates`; the merging is the caller's).
 """
 from __future__ import annotations
 
@@ -37,7 +42,8 @@ from vggkit.localisation.boxes import flip_boxes, scale_boxes, shift_boxes, to_x
 from vggkit.localisation import PROTOCOLS
 from vggkit.models.preprocess import normalize
 
-__all__ = ["PROTOCOLS", "Candidates", "window_boxes", "candidates"]
+__all__ = ["PROTOCOLS", "Candidates", "BoxNet", "window_boxes", "candidates", "union",
+           "fused_candidates"]
 
 STRIDE = 32  # five 2x2 max-pools
 
@@ -55,6 +61,19 @@ class Candidates:
     boxes: np.ndarray
     confidences: np.ndarray
     posterior: np.ndarray
+
+
+@dataclass(frozen=True)
+class BoxNet:
+    """One localisation net of a test: the model, its test scales Q, its preprocess record.
+
+    The paper's fusion tests each net at its own scales (Table 9: the S = 256 net
+    at Q = 256, the S = 384 net at Q = 352 and 384).
+    """
+
+    model: Any
+    scales: Sequence[int]
+    preprocess: Mapping[str, Any]
 
 
 def window_boxes(box_map: torch.Tensor, input_size: int, stride: int = STRIDE) -> np.ndarray:
@@ -130,3 +149,31 @@ def candidates(loc: Any, cls: Any, img: Image.Image, scales: Sequence[int], prot
             confs.append(conf)
             posteriors.append(conf.mean(0))
     return Candidates(np.concatenate(boxes), np.concatenate(confs), np.mean(posteriors, 0))
+
+
+def union(found: Sequence[Candidates]) -> Candidates:
+    """The candidates of several localisation nets on one image, as one set.
+
+    Boxes and their confidences are concatenated, so the greedy merging runs
+    over all nets' boxes at once. Beside per-class nets, a single-class net's
+    shared box stands for every class (it is that net's box for any class).
+    The image posterior is the mean of the nets' (the classifier is the same;
+    only the scales it saw differ).
+    """
+    if not found:
+        raise ValueError("union: no candidates (give at least one localisation net)")
+    if len(found) == 1:
+        return found[0]
+    width = max(f.boxes.shape[1] for f in found)
+    boxes = [f.boxes if f.boxes.shape[1] == width else np.repeat(f.boxes, width, axis=1)
+             for f in found]
+    return Candidates(np.concatenate(boxes), np.concatenate([f.confidences for f in found]),
+                      np.mean([f.posterior for f in found], 0))
+
+
+def fused_candidates(nets: Sequence[BoxNet], cls: Any, img: Image.Image, protocol: str,
+                     cls_preprocess: Mapping[str, Any], flip: bool = False,
+                     device: str = "cpu") -> Candidates:
+    """:func:`union` of every net's :func:`candidates` at the net's own scales."""
+    return union([candidates(n.model, cls, img, n.scales, protocol,
+                             (n.preprocess, cls_preprocess), flip, device) for n in nets])

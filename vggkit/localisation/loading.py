@@ -11,7 +11,7 @@ from vggkit.models.io import load_checkpoint, read_checkpoint
 __all__ = ["localiser_config", "load_localiser", "load_classifier", "test_set", "train_scale"]
 
 #: build_vgg arguments that only matter when training starts
-_TRAINING_ONLY = ("init_checkpoint", "init_conv_layers", "init_fc_layers")
+_TRAINING_ONLY = ("init_checkpoint", "init_conv_layers", "init_fc_layers", "init_fc")
 
 
 def localiser_config(cfg: Any, source: str = "config") -> dict:

@@ -6,7 +6,9 @@ index), and for each of them the localiser's boxes for that class (the one
 shared box for SCR), each with that class's confidence at its location,
 merged greedily (:mod:`vggkit.localisation.merging`); the best cluster,
 clipped to the image, is the guess's box. The same is done for the
-ground-truth class, which measures the boxes alone.
+ground-truth class, which measures the boxes alone. With several
+localisation nets the merging runs on the union of their boxes
+(:func:`~vggkit.localisation.inference.fused_candidates`), the paper's fusion.
 
 Baselines take the same classes with a box that ignores the image: the
 whole image, and a centred box of the mean relative size of the evaluated
@@ -21,7 +23,7 @@ import numpy as np
 
 from vggkit.data.io import read_image
 from vggkit.localisation.boxes import centre_box, clip_boxes
-from vggkit.localisation.inference import PROTOCOLS, Candidates, candidates
+from vggkit.localisation.inference import PROTOCOLS, BoxNet, Candidates, fused_candidates
 from vggkit.localisation.merging import merge_boxes
 from vggkit.localisation.metrics import best_iou, localisation_error
 
@@ -78,11 +80,12 @@ def _gt_class(boxes: list[np.ndarray], truth: list[dict]) -> dict[str, float]:
             "gt_class_mean_iou": 100.0 * float(np.mean(ious))}
 
 
-def evaluate(loc: Any, cls: Any, infos: Sequence[Mapping[str, Any]], scales: Sequence[int],
-             preprocess: Sequence[Mapping[str, Any]], protocols: Sequence[str] = PROTOCOLS,
+def evaluate(nets: Sequence[BoxNet], cls: Any, infos: Sequence[Mapping[str, Any]],
+             cls_preprocess: Mapping[str, Any], protocols: Sequence[str] = PROTOCOLS,
              flip: bool = False, merge_iou: float = 0.5, device: str = "cpu",
              progress: Callable[[Iterable], Iterable] = iter) -> dict[str, Any]:
-    """Localise every image of ``infos`` (data infos of a localisation dataset).
+    """Localise every image of ``infos`` (data infos of a localisation dataset) with the
+    localisation ``nets`` (one, or several fused) and the classifier ``cls``.
 
     Returns:
         ``{'results': {protocol: errors}, 'baselines': {...}, 'images': [...],
@@ -102,7 +105,7 @@ def evaluate(loc: Any, cls: Any, infos: Sequence[Mapping[str, Any]], scales: Seq
                       "gt_label": int(info["gt_label"]), "img_path": info["img_path"]})
         sizes.append((w, h))
         for p in protocols:
-            found = candidates(loc, cls, img, scales, p, preprocess, flip, device)
+            found = fused_candidates(nets, cls, img, p, cls_preprocess, flip, device)
             per[p]["guesses"].append(guesses(found, w, h, merge_iou))
             per[p]["gt_box"].append(class_box(found, truth[-1]["gt_label"], w, h, merge_iou))
             per[p]["posterior"].append(found.posterior)

@@ -26,7 +26,6 @@ dict of torchvision or timm has no meta at all.
 from __future__ import annotations
 
 import abc
-import hashlib
 import math
 import os
 from typing import Any, ClassVar, Mapping
@@ -80,9 +79,8 @@ def _load_safetensors(path: str) -> dict[str, Tensor]:
 
 def source_record(path: str) -> dict[str, str]:
     """``{'source_file', 'source_sha256'}`` of the file weights are converted from."""
-    with open(path, "rb") as f:
-        digest = hashlib.file_digest(f, "sha256").hexdigest()
-    return {"source_file": os.path.basename(path), "source_sha256": digest}
+    from vggkit.fileio import file_sha256
+    return {"source_file": os.path.basename(path), "source_sha256": file_sha256(path)}
 
 
 class WeightConverter(abc.ABC):

@@ -28,6 +28,11 @@ def describe(arch: str, num_classes: int = 1000, input_size: int = 224, batch_no
     """
     config, bn_alias = resolve_arch(arch)
     batch_norm = batch_norm or bn_alias
+    stride = 2 ** sum(parse_layer(t)[0] == "maxpool" for t in CONFIGS[config])
+    if input_size < stride:  # pool5 would be 0x0 and every figure after it meaningless
+        raise ValueError(f"input size {input_size} is too small: the max-pools of configuration "
+                         f"{config} divide it by {stride}, so pool5 would be empty; the minimum "
+                         f"is {stride}")
     channels, size, rf, jump = 3, input_size, 1, 1
     block, position, layers, last_conv_rf = 1, 0, [], 0
     for token in CONFIGS[config]:

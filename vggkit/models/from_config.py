@@ -6,7 +6,10 @@ the checkpoint holds its weights and the preprocessing they expect.
 """
 from __future__ import annotations
 
+import difflib
 import inspect
+import types
+import typing
 from typing import Any, Mapping
 
 from vggkit.models.io import load_checkpoint, read_checkpoint
@@ -31,7 +34,43 @@ def vgg_kwargs(model_cfg: Mapping[str, Any], source: str = "config") -> dict[str
         raise ValueError(f"{source}: cannot find the VGG arguments in cfg.model (looked for "
                          "model.vgg.arch, model.backbone.arch and model.arch)")
     accepted = set(inspect.signature(build_vgg).parameters)
-    return {k: v for k, v in kwargs.items() if k in accepted}
+    kwargs = {k: v for k, v in kwargs.items() if k in accepted}
+    check_vgg_arguments(kwargs, f"{source}: model.vgg")
+    return kwargs
+
+
+def _fits(value: Any, hint: Any) -> bool:
+    """``value`` is of the annotated type ``hint`` (True when the hint is not a plain one)."""
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return any(_fits(value, arg) for arg in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint in (int, float):  # an int is a float's value too; a bool is neither here
+        return isinstance(value, (int, float) if hint is float else int) and not isinstance(
+            value, bool)
+    if hint in (bool, str):
+        return isinstance(value, hint)
+    return True
+
+
+def check_vgg_arguments(kwargs: Mapping[str, Any], where: str = "model.vgg") -> None:
+    """Refuse ``build_vgg(**kwargs)`` arguments it does not take or of the wrong type.
+
+    A bad value would otherwise fail as a TypeError deep inside the model.
+
+    Raises:
+        ValueError: naming ``where.key``, the value and the nearest argument.
+    """
+    hints = {k: v for k, v in typing.get_type_hints(build_vgg).items() if k != "return"}
+    for key, value in kwargs.items():
+        if key not in hints:
+            close = difflib.get_close_matches(key, list(hints), n=1)
+            raise ValueError(f"{where}.{key}: build_vgg has no argument '{key}'"
+                             + (f"; did you mean '{where}.{close[0]}'?" if close else
+                                f"; its arguments: {', '.join(hints)}"))
+        if not _fits(value, hints[key]):
+            raise ValueError(f"{where}.{key}={value!r} must be of type "
+                             f"{getattr(hints[key], '__name__', hints[key])}")
 
 
 def checkpoint_num_classes(checkpoint: str) -> int:

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
 
+from vggkit.errors import plural
 from vggkit.models.io import _foreign_layout, read_checkpoint
 
 INIT_SCHEMES = ("paper", "glorot", "kaiming", "from_checkpoint", "none")
@@ -41,8 +42,9 @@ def _init_conv(conv: nn.Conv2d, scheme: str, std: float, is_fc: bool) -> None:
 
 
 def initialize(model: nn.Module, scheme: str = "paper", *, std: float = 0.01,
-               checkpoint: str | Mapping[str, Tensor] | None = None, conv_layers: int = 4,
-               fc_layers: int = 3) -> InitReport | None:
+               checkpoint: str | Mapping[str, Tensor] | None = None,
+               conv_layers: int | None = 4, fc_layers: int = 3,
+               fc: Sequence[str] | None = None) -> InitReport | None:
     """Initialise a VGG in place with ``scheme`` (see the module docstring)."""
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"unknown init '{scheme}'; choose one of {INIT_SCHEMES}")
@@ -59,7 +61,8 @@ def initialize(model: nn.Module, scheme: str = "paper", *, std: float = 0.01,
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)
     if scheme == "from_checkpoint":
-        report = init_from_checkpoint(model, checkpoint, conv_layers, fc_layers)  # type: ignore[arg-type]
+        report = init_from_checkpoint(model, checkpoint, conv_layers,  # type: ignore[arg-type]
+                                      fc_layers, fc=fc)
         print(report)
         return report
     return None
@@ -74,7 +77,7 @@ class InitReport:
     random: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"init from checkpoint {self.source}: {len(self.copied)} layers copied, "
+        lines = [f"init from checkpoint {self.source}: {plural(len(self.copied), 'layer')} copied, "
                  f"{len(self.random)} left random"]
         lines += [f"  copied  {dst:<8} <- {src:<8} {list(shape)}" for dst, src, shape in self.copied]
         lines += [f"  random  {name}" for name in self.random]
@@ -120,16 +123,32 @@ def copy_prefix(model_sd: dict[str, Tensor], source: Mapping[str, Tensor], dst: 
     return tuple(model_sd[f"{dst}.weight"].shape)
 
 
-def init_from_checkpoint(model: nn.Module, path: str | Mapping[str, Tensor], conv_layers: int = 4,
-                         fc_layers: int = 3, match: str = "name") -> InitReport:
+def fc_to_copy(fc_layers: int, fc: Sequence[str] | None = None) -> list[str]:
+    """The FC layers :func:`init_from_checkpoint` copies: ``fc`` if given, else the last
+    ``fc_layers`` of fc6-fc8 (net A -> B..E copies all three)."""
+    if fc is None:
+        return list(FC_LAYERS[len(FC_LAYERS) - fc_layers:]) if fc_layers else []
+    unknown = [n for n in fc if n not in FC_LAYERS]
+    if isinstance(fc, str) or unknown:
+        raise ValueError(f"fc={fc!r} must list FC layers among {FC_LAYERS}, e.g. "
+                         "('fc6', 'fc7') to keep fc8 random")
+    return [n for n in FC_LAYERS if n in fc]
+
+
+def init_from_checkpoint(model: nn.Module, path: str | Mapping[str, Tensor],
+                         conv_layers: int | None = 4, fc_layers: int = 3, match: str = "name",
+                         fc: Sequence[str] | None = None) -> InitReport:
     """Copy layers of a trained VGG into ``model`` (the paper: net A -> B..E).
 
     The first ``conv_layers`` conv layers of the checkpoint go, with
     ``match='name'``, to the model's layers of the same name (``conv{block}_{i}``):
     A's first four convs conv1_1, conv2_1, conv3_1, conv3_2 initialise the same
     four of net D, as in the paper. ``match='order'`` pairs the i-th conv with
-    the i-th. The last ``fc_layers`` of fc6, fc7, fc8 are copied too.
-    Everything else keeps its current (random) initialisation.
+    the i-th; ``conv_layers=None`` copies them all. The last ``fc_layers`` of
+    fc6, fc7, fc8 are copied too, or, if given, the FC layers named in ``fc``:
+    ``fc=('fc6', 'fc7')`` keeps everything but fc8, whose size is the class
+    count (fine-tuning on other classes). Everything else keeps its current
+    (random) initialisation.
 
     Returns:
         An :class:`InitReport` (print it for a table of copied/random layers).
@@ -146,6 +165,8 @@ def init_from_checkpoint(model: nn.Module, path: str | Mapping[str, Tensor], con
                          f"tools/convert_weights.py --src {layout} first")
     model_sd = dict(model.state_dict(keep_vars=True))
     sources = source_conv_names(source)
+    if conv_layers is None:
+        conv_layers = len(sources)
     if conv_layers > len(sources):
         raise ValueError(f"conv_layers={conv_layers} but checkpoint {label} has only "
                          f"{len(sources)} conv layers")
@@ -166,8 +187,9 @@ def init_from_checkpoint(model: nn.Module, path: str | Mapping[str, Tensor], con
                              "Do the nets have the same width_mult?")
         report.copied.append((dst_name, src_name, shape))
         done.add(dst_name)
-    for name in FC_LAYERS[len(FC_LAYERS) - fc_layers:] if fc_layers else ():
-        hint = ("fc8 depends on num_classes: pass fc_layers=2 to keep it random."
+    for name in fc_to_copy(fc_layers, fc):
+        hint = ("fc8 depends on num_classes: pass fc=('fc6', 'fc7') (in a config "
+                "model.vgg.init_fc=['fc6', 'fc7']) to keep it random."
                 if name == "fc8" else "Do the nets have the same fc_width and input_size?")
         shape = copy_prefix(model_sd, source, f"head.{name}", f"head.{name}", name, hint)
         report.copied.append((name, name, shape))

@@ -8,6 +8,7 @@ records in ``meta['state_dict_sha256']`` is checked on every read.
 from __future__ import annotations
 
 import copy
+import warnings
 from typing import Any, Mapping
 
 from torch import Tensor, nn
@@ -68,23 +69,31 @@ def _describe_model(model: nn.Module) -> str:
 
 
 def _check_fits(model: nn.Module, state_dict: Mapping[str, Tensor], meta: Mapping[str, Any],
-                path: str, strict: bool) -> None:
+                path: str, strict: bool) -> list[str]:
+    """Raise if the checkpoint cannot load into ``model``; else the keys to skip.
+
+    With ``strict=False`` a tensor of another shape (fc8 of another class
+    count, the usual fine-tuning case) is skipped, keeping the model's own, as
+    missing and unexpected keys are; ``strict=True`` refuses it.
+    """
     source = _foreign_layout(state_dict)
     if source is not None:
         raise ValueError(
             f"checkpoint '{path}' has {source}'s key layout, not vggkit's; convert it first: "
             f"tools/convert_weights.py --src {source} {path} OUT.pth")
     own = model.state_dict()
-    wrong = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(own[k].shape)}"
-             for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    mismatched = [k for k, v in state_dict.items() if k in own and own[k].shape != v.shape]
+    wrong = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(own[k].shape)}"
+             for k in mismatched]
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     recorded = {k: meta[k] for k in ("arch", "batch_norm", "num_classes") if k in meta}
     hint = (f" The checkpoint records {recorded}; the model has {_describe_model(model)}."
             " Build the model to match, e.g. build_vgg(arch, num_classes=...).")
-    if wrong:
+    if wrong and strict:
         raise ValueError(f"checkpoint '{path}' does not fit the model: "
-                         + "; ".join(wrong[:5]) + (" ..." if len(wrong) > 5 else "") + "." + hint)
+                         + "; ".join(wrong[:5]) + (" ..." if len(wrong) > 5 else "") + "." + hint
+                         + " (strict=False keeps the model's own tensors of another shape)")
     if strict and (missing or unexpected):
         raise ValueError(f"checkpoint '{path}' does not fit the model: missing keys "
                          f"{missing[:5]}{' ...' if len(missing) > 5 else ''}, unexpected keys "
@@ -98,24 +107,30 @@ def _check_fits(model: nn.Module, state_dict: Mapping[str, Tensor], meta: Mappin
         if (config, bn) != (model.arch, model.batch_norm):
             raise ValueError(f"checkpoint '{path}' is for arch {config} (batch_norm={bn}) but "
                              f"the model is {_describe_model(model)}." + hint)
+    return mismatched
 
 
 def load_checkpoint(model: nn.Module, path: str, strict: bool = True) -> dict[str, Any]:
     """Load a vggkit, runner or converted checkpoint into ``model`` (a VGG).
 
     Keys prefixed ``vgg.`` (the engine's classifier) or ``module.`` are accepted.
+    ``strict=False`` skips missing and unexpected keys and tensors of another
+    shape (a warning names each), e.g. fc8 of weights for other classes.
 
     Returns:
         The checkpoint's meta; ``meta['preprocess']`` is the recorded
         preprocessing, else :data:`DEFAULT_PREPROCESS`.
 
     Raises:
-        ValueError: naming the file and the shapes when arch or classes differ.
+        ValueError: naming the file and the shapes when arch or (with strict) classes differ.
         CheckpointError: (a ValueError) the file is damaged or holds no weights.
     """
     net = getattr(model, "vgg", model) if not hasattr(model, "features") else model
     state_dict, meta = read_checkpoint(path)
-    _check_fits(net, state_dict, meta, path, strict)
+    for key in _check_fits(net, state_dict, meta, path, strict):
+        warnings.warn(f"load_checkpoint(strict=False): '{key}' of '{path}' has shape "
+                      f"{tuple(state_dict.pop(key).shape)}, the model's "
+                      f"{tuple(net.state_dict()[key].shape)}: kept the model's", stacklevel=2)
     net.load_state_dict(state_dict, strict=strict)
     meta.setdefault("preprocess", copy.deepcopy(DEFAULT_PREPROCESS))
     return meta

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -158,15 +158,18 @@ class VGG(nn.Module):
         adaptive_pool: the FC path average-pools any pool5 map to ``k x k``
             (torchvision's behaviour) instead of raising.
         init_checkpoint: checkpoint for ``init='from_checkpoint'``.
-        init_conv_layers, init_fc_layers: layers copied by ``from_checkpoint``.
+        init_conv_layers, init_fc_layers: layers copied by ``from_checkpoint``
+            (``init_conv_layers=None``: every conv layer of the checkpoint).
+        init_fc: FC layers ``from_checkpoint`` copies, instead of the last
+            ``init_fc_layers``: ``('fc6', 'fc7')`` keeps fc8 random (fine-tuning).
     """
 
     def __init__(self, arch: str = "D", num_classes: int = 1000, *, batch_norm: bool = False,
                  dropout: float = 0.5, fc_width: int = 4096, width_mult: float = 1.0,
                  input_size: int = 224, init: str = "paper", init_std: float = 0.01,
                  pre_logits_relu: bool = True, adaptive_pool: bool = False,
-                 init_checkpoint: str | None = None, init_conv_layers: int = 4,
-                 init_fc_layers: int = 3) -> None:
+                 init_checkpoint: str | None = None, init_conv_layers: int | None = 4,
+                 init_fc_layers: int = 3, init_fc: Sequence[str] | None = None) -> None:
         super().__init__()
         config, bn_alias = resolve_arch(arch)
         if input_size < 32:
@@ -184,7 +187,7 @@ class VGG(nn.Module):
         self.num_features = self.features[self.conv_names[list(self.conv_names)[-1]]].out_channels
         self.head = VGGHead(self.num_features, input_size // 32, fc_width, num_classes, dropout)
         initialize(self, init, std=init_std, checkpoint=init_checkpoint,
-                   conv_layers=init_conv_layers, fc_layers=init_fc_layers)
+                   conv_layers=init_conv_layers, fc_layers=init_fc_layers, fc=init_fc)
 
     # -- conv stack --------------------------------------------------------------
     def forward_features(self, x: Tensor) -> Tensor:
@@ -266,6 +269,18 @@ class VGG(nn.Module):
             raise ValueError(f"unknown dense layer '{name}'; choose one of {DENSE_LAYERS}")
         return functools.partial(self.dense_pre_logits, layer=name)
 
+    def reset_classifier(self, num_classes: int) -> None:
+        """A new fc8 with ``num_classes`` outputs, initialised as the paper's (N(0, 0.01^2),
+        biases 0); conv1_1 to fc7 are kept. timm's name for fine-tuning on other classes.
+        """
+        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes={num_classes!r} must be a positive integer")
+        old = self.head.fc8
+        fc8 = nn.Conv2d(old.in_channels, num_classes, 1).to(old.weight.device, old.weight.dtype)
+        nn.init.normal_(fc8.weight, 0.0, 0.01)
+        nn.init.zeros_(fc8.bias)
+        self.head.fc8, self.num_classes = fc8, num_classes
+
     def extra_repr(self) -> str:
         return (f"arch={self.arch!r}, batch_norm={self.batch_norm}, num_classes={self.num_classes}, "
                 f"input_size={self.input_size}, fc_width={self.fc_width}")
@@ -275,8 +290,9 @@ def build_vgg(arch: str, num_classes: int | None = None, *, batch_norm: bool = F
               dropout: float = 0.5, fc_width: int = 4096, width_mult: float = 1.0,
               input_size: int = 224, init: str = "paper", init_std: float = 0.01,
               pre_logits_relu: bool = True, adaptive_pool: bool = False,
-              init_checkpoint: str | None = None, init_conv_layers: int = 4,
-              init_fc_layers: int = 3, weights: str | None = None) -> VGG:
+              init_checkpoint: str | None = None, init_conv_layers: int | None = 4,
+              init_fc_layers: int = 3, init_fc: Sequence[str] | None = None,
+              weights: str | None = None) -> VGG:
     """Build a VGG net of Table 1; see :class:`VGG` for the arguments.
 
     ``weights`` loads published weights by name, ``build_vgg('D',
@@ -292,7 +308,7 @@ def build_vgg(arch: str, num_classes: int | None = None, *, batch_norm: bool = F
                   width_mult=width_mult, input_size=input_size, init=init, init_std=init_std,
                   pre_logits_relu=pre_logits_relu, adaptive_pool=adaptive_pool,
                   init_checkpoint=init_checkpoint, init_conv_layers=init_conv_layers,
-                  init_fc_layers=init_fc_layers)
+                  init_fc_layers=init_fc_layers, init_fc=init_fc)
     if weights is not None:
         from vggkit.weights.resolve import build_with_weights  # the catalogue needs our VGG
         return build_with_weights(weights, arch, num_classes, kwargs)

@@ -1,6 +1,6 @@
 """Appendix B: downstream transfer with linear SVMs on frozen VGG features.
 
 ``task`` (the TransferTask interface, TaskData, Split, build_task), ``single_label``
-(class-folder tasks, the core 'imagefolder'), ``metrics`` (mean class recall, VOC AP),
+(class-folder tasks, the core 'imagefolder' and 'folder'), ``metrics`` (mean class recall, VOC AP),
 ``svm`` (joint one-vs-rest linear SVMs, C selection), ``experiment`` (the protocol over splits, its table and plot; the CLI is :mod:`vggkit.commands.transfer`).
 """

@@ -3,48 +3,52 @@
 :class:`SingleLabelTask` holds what Caltech-101/256 and any image folder share:
 a scan of ``<root>/<class>/<image>`` folders and seeded per-class splits of
 ``n_train`` training and up to ``n_test`` test images. :class:`ImageFolderTask`
-is the core task any user's own data set works with.
+is the core task any user's own data set works with; :class:`FolderTask`
+(``vggkit extract``'s default) has the same protocol when its folder has class
+sub-folders.
 """
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Callable
 
 import numpy as np
 
+from vggkit.data.filelist import scan_image_folder, top_images
 from vggkit.transfer.metrics import accuracy, confusion_matrix, mean_class_recall, per_class_recall
-from vggkit.transfer.task import (IMAGE_EXTENSIONS, Split, TaskData, TaskLayoutError,
-                                  TransferTask, check_min_per_class)
+from vggkit.transfer.task import (IMAGE_EXTENSIONS, ProtocolError, Split, TaskData, TaskLayoutError,
+                                  TransferTask, check_min_per_class, check_option)
 
 
 def list_images(folder: str) -> list[str]:
     """Image files directly in ``folder`` (sorted, hidden files skipped)."""
-    return sorted(f for f in os.listdir(folder)
-                  if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)
-                  and os.path.isfile(os.path.join(folder, f)))
+    return top_images(folder, IMAGE_EXTENSIONS)
 
 
 def scan_class_folders(root: str, layout: str, *, class_filter: Callable[[str], bool] | None = None,
-                       subset: str = "") -> TaskData:
-    """One class per sub-folder of ``root``; ids are ``<class>/<file>``.
+                       subset: str = "", allow_flat: bool = False) -> TaskData:
+    """One class per sub-folder of ``root``, every image under it, sub-folders included.
+
+    The scan of training and testing too (:func:`vggkit.data.filelist.scan_image_folder`),
+    so every tool sees the same files. Ids are paths relative to ``root``
+    (``<class>/<file>``, ``<class>/<sub>/<file>``). With ``allow_flat``, a folder
+    with images directly in it is one class named after it.
 
     Raises:
         TaskLayoutError: ``root`` is missing or holds no class folder with images.
     """
     if not os.path.isdir(root):
         raise TaskLayoutError(f"data root {root} does not exist; expected layout: {layout}")
-    classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d))
-                     and not d.startswith(".") and (class_filter is None or class_filter(d)))
-    ids, paths, labels = [], [], []
-    for c, name in enumerate(classes):
-        for f in list_images(os.path.join(root, name)):
-            ids.append(f"{name}/{f}")
-            paths.append(os.path.join(root, name, f))
-            labels.append(c)
-    if not ids:
+    # no cache file: extract and transfer write nothing into the user's data folder
+    found = scan_image_folder(root, class_filter=class_filter, allow_flat=allow_flat,
+                              extensions=IMAGE_EXTENSIONS, cache=False)
+    if not found.samples:
         raise TaskLayoutError(f"no images found under {root}; expected layout: {layout}")
-    return TaskData(ids=ids, paths=paths, labels=np.asarray(labels, dtype=np.int64),
-                    classes=classes, subsets=[subset] * len(ids), root=root)
+    ids = [rel.replace(os.sep, "/") for rel, _ in found.samples]
+    return TaskData(ids=ids, paths=[os.path.join(root, rel) for rel, _ in found.samples],
+                    labels=np.asarray([label for _, label in found.samples], dtype=np.int64),
+                    classes=found.classes, subsets=[subset] * len(ids), root=root)
 
 
 class SingleLabelTask(TransferTask):
@@ -62,9 +66,10 @@ class SingleLabelTask(TransferTask):
 
     def __init__(self, n_train: int | None = None, n_test: int | None = None,
                  train_fraction: float = 0.5) -> None:
-        self.n_train, self.n_test, self.train_fraction = n_train, n_test, float(train_fraction)
-        if n_train is None and not 0.0 < self.train_fraction < 1.0:
-            raise ValueError(f"train_fraction must be in (0, 1), got {train_fraction}")
+        self.n_train = check_option(self.name, "n_train", n_train, int, 10, low=1, optional=True)
+        self.n_test = check_option(self.name, "n_test", n_test, int, 50, low=1, optional=True)
+        self.train_fraction = float(check_option(self.name, "train_fraction", train_fraction, float,
+                                                 0.5, low=0.0, high=1.0))
 
     def class_root(self, data_root: str) -> str:
         """The folder holding the class folders."""
@@ -87,6 +92,12 @@ class SingleLabelTask(TransferTask):
             check_min_per_class(counts, data.classes, self.n_train + 1,
                                 f"task '{self.name}' ({self.n_train} training + at least 1 test "
                                 "image per class)", data.root)
+        distinct = self.distinct_splits(counts, cap=n_splits)
+        if n_splits > distinct:
+            raise ProtocolError(
+                f"{n_splits} splits asked of task '{self.name}' (--splits), but its {len(labels)} "
+                f"images in {len(counts)} classes allow only {distinct} different ones; the mean "
+                f"and std would count repeated splits: use --splits {distinct} or fewer, or more images")
         out = []
         for s in range(n_splits):
             split_seed = seed + s
@@ -95,8 +106,7 @@ class SingleLabelTask(TransferTask):
             train, test = [], []
             for c in range(len(data.classes)):
                 idx = rng.permutation(np.flatnonzero(labels == c))
-                k = self.n_train if self.n_train is not None else max(
-                    1, min(len(idx) - 1, int(round(self.train_fraction * len(idx)))))
+                k = self.train_count(len(idx))
                 train.append(idx[:k])
                 rest = idx[k:]
                 test.append(rest if self.n_test is None else rest[:self.n_test])
@@ -104,6 +114,27 @@ class SingleLabelTask(TransferTask):
                              test=np.sort(np.concatenate(test)), seed=split_seed,
                              info={"n_train": self.n_train, "n_test": self.n_test}))
         return out
+
+    def train_count(self, n: int) -> int:
+        """Training images the protocol draws from a class of ``n`` images."""
+        if self.n_train is not None:
+            return self.n_train
+        return max(1, min(n - 1, int(round(self.train_fraction * n))))
+
+    def distinct_splits(self, counts: Any, cap: int) -> int:
+        """How many different (train, test) splits classes of ``counts`` images allow.
+
+        The count is a product of binomials that soon exceeds any split count,
+        so it stops as soon as it passes ``cap``.
+        """
+        total = 1
+        for n in (int(n) for n in counts):
+            k = min(self.train_count(n), n)
+            rest = n - k
+            total *= math.comb(n, k) * math.comb(rest, rest if self.n_test is None else min(self.n_test, rest))
+            if total > cap:
+                break
+        return total
 
     def evaluate(self, scores: np.ndarray, labels: np.ndarray) -> dict[str, Any]:
         scores = np.asarray(scores)
@@ -121,7 +152,7 @@ class ImageFolderTask(SingleLabelTask):
         n_test: maximum test images per class (default all the rest).
         train_fraction: training share of each class when ``n_train`` is None (default 0.5).
         metric: headline metric, 'mean_class_recall' (default) or 'accuracy'.
-        splits: default number of random splits.
+        splits: default number of random splits (None: the class's ``default_splits``, 1).
     """
 
     name = "imagefolder"
@@ -130,35 +161,49 @@ class ImageFolderTask(SingleLabelTask):
 
     def __init__(self, n_train: int | None = None, n_test: int | None = None,
                  train_fraction: float = 0.5, metric: str = "mean_class_recall",
-                 splits: int = 1) -> None:
+                 splits: int | None = None) -> None:
         super().__init__(n_train, n_test, train_fraction)
         if metric not in ("mean_class_recall", "accuracy"):
             raise ValueError(f"metric must be 'mean_class_recall' or 'accuracy', got '{metric}'")
         self.metric_name = metric
-        self.default_splits = int(splits)
+        if splits is not None:
+            self.default_splits = check_option(self.name, "splits", splits, int, 3, low=1)
 
 
-class FolderTask(TransferTask):
-    """Features of any folder of images, with or without class sub-folders (extraction only).
+class FolderTask(ImageFolderTask):
+    """Features of any folder of images, with or without class sub-folders.
 
-    With class sub-folders it lists them like ``imagefolder``; a flat folder is
-    one class named after the folder (ids are file names; when images lie
-    directly in the folder, its sub-folders are not read). It has no transfer
-    protocol: train SVMs on class folders with the ``imagefolder`` task.
+    With class sub-folders it lists them like ``imagefolder`` and has its
+    protocol and options (seeded per-class random splits, ``n_train`` per class
+    or ``train_fraction`` of each, the rest test), 3 splits by default. A flat
+    folder is one class named after the folder, holding every image under it
+    (ids are paths relative to it; a warning says when sub-folders hold some): its
+    features have no labels, so :meth:`splits` says how to get some. Unlike
+    ``imagefolder`` the scan asks nothing of the class sizes: any folder's
+    features can be extracted, and the protocol checks them when it splits.
     """
 
     name = "folder"
     default_aggregate = "avg"  # the paper's VOC setting: Q = 256, 384, 512 averaged
     default_scales = (256, 384, 512)
+    default_splits = 3
     layout = "<root>/<image>.jpg, or <root>/<class>/<image>.jpg"
 
     def scan(self, data_root: str) -> TaskData:
         if not os.path.isdir(data_root):
             raise TaskLayoutError(f"folder '{data_root}' does not exist; expected: {self.layout}")
-        flat = list_images(data_root)
-        if not flat:
-            return scan_class_folders(data_root, self.layout)
-        name = os.path.basename(os.path.normpath(os.path.abspath(data_root)))
-        return TaskData(ids=flat, paths=[os.path.join(data_root, f) for f in flat],
-                        labels=np.zeros(len(flat), dtype=np.int64), classes=[name],
-                        subsets=[""] * len(flat), root=data_root)
+        return scan_class_folders(data_root, self.layout, allow_flat=True)
+
+    def splits(self, data: TaskData, n_splits: int | None = None, seed: int = 0) -> list[Split]:
+        # one class: usually a flat folder (named after it), else a single class sub-folder;
+        # either way there is nothing to tell apart, and the fix is the same
+        present = np.unique(np.asarray(data.labels))
+        if len(present) < 2:
+            where = f"'{data.root}'" if data.root else "the folder"
+            names = ", ".join(repr(data.classes[int(c)]) for c in present) or "none"
+            raise ProtocolError(
+                f"task '{self.name}': the {len(data)} images of {where} form one class ({names}), "
+                "as a folder without class sub-folders does, so there are no labels to train "
+                f"classifiers on; sort them into class sub-folders ({data.root or 'DIR'}/<class>/"
+                "*.jpg, at least 2 classes), extract their features again and rerun transfer")
+        return super().splits(data, n_splits, seed)

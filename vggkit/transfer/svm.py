@@ -280,6 +280,8 @@ def stratified_folds(labels: np.ndarray, n_folds: int = 5, seed: int = 0) -> lis
         raise ValueError(f"n_folds must be at least 2, got {n_folds} (use holdout_split for one split)")
     labels = np.asarray(labels)
     n = len(labels)
+    # folds beyond one per image would hold out nothing: --folds 2**31 built 2**31 empty ones
+    n_folds = min(n_folds, max(n, 2))
     rng = np.random.default_rng(seed)
     fold = np.full(n, -1)
     if labels.ndim == 2:
@@ -509,6 +511,22 @@ def choose_C(scores: Mapping[float, float | Sequence[float]]) -> tuple[float, tu
     return grid[mid], tuple(grid[lo:hi + 1])
 
 
+def check_C_grid(C_grid: Sequence[float], option: str = "C_grid") -> list[float]:
+    """The distinct values of ``C_grid``, ascending, if every one is a finite C > 0.
+
+    C weighs the loss against the margin: C <= 0 turns the problem upside down
+    (the solver returns NaN scores and choose_C picked C = -1 without a word),
+    and inf or NaN is no weight at all. ``option`` names the grid in the error.
+    """
+    values = [float(c) for c in C_grid]
+    bad = [c for c in values if not (np.isfinite(c) and c > 0)]
+    if bad or not values:
+        got = ", ".join(f"{c:g}" for c in bad) if bad else "no value"
+        raise ValueError(f"{option}: every C must be > 0 and finite, got {got}; e.g. "
+                         "--C-grid 0.01 0.1 1 10 100")
+    return sorted(set(values))
+
+
 def _edge_warning(C: float, grid: Sequence[float]) -> tuple[str | None, str | None]:
     """('low' | 'high' | None, message) for a C at an edge of an ascending grid."""
     if len(grid) < 2 or grid[0] < C < grid[-1]:
@@ -626,7 +644,7 @@ def train_with_selection(X: np.ndarray, labels: np.ndarray, score: Callable[[np.
     X = np.ascontiguousarray(X, dtype=np.float32)
     search_tol = max(tol, 0.02) if search_tol is None else search_tol
     search = {"tol": search_tol, "max_newton": _SEARCH_MAX_NEWTON}
-    grid = sorted({float(c) for c in C_grid})
+    grid = check_C_grid(C_grid)
     folds = selection_folds(labels, n_folds, val_fraction, seed)
     solver = _PathSolver(X, Y, M, bias_scale)
     fold_scores: dict[float, list[float]] = {C: [] for C in grid}

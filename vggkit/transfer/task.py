@@ -44,6 +44,10 @@ class ProtocolError(UserError, ValueError):
     """The data cannot satisfy the protocol (e.g. too few images in a class)."""
 
 
+class TaskOptionError(UserError, ValueError):
+    """A task option of the wrong type or out of range (e.g. ``n_train=-1``)."""
+
+
 @dataclass
 class TaskData:
     """Every item of a task (an image, or a region of one), in a fixed order.
@@ -98,10 +102,15 @@ class TaskData:
 
     @classmethod
     def from_features(cls, fs: Any) -> "TaskData":
-        """Rebuild the task data from a feature store (``load_features``'s FeatureSet)."""
+        """Rebuild the task data from a feature store (``load_features``'s FeatureSet).
+
+        ``root`` is the data root the store was extracted from, when it recorded
+        one, so a protocol's message can name the folder to fix.
+        """
         ids = [str(i) for i in fs.ids]
         return cls(ids=ids, paths=[""] * len(ids), labels=np.asarray(fs.labels),
                    classes=[str(c) for c in fs.classes], subsets=[str(s) for s in fs.subsets],
+                   root=str((getattr(fs, "meta", None) or {}).get("data_root") or ""),
                    regions=fs.regions)
 
 
@@ -215,6 +224,32 @@ def _check_options(name: str, cls: type, options: dict[str, Any]) -> None:
     if unknown:
         raise UserError(f"transfer task '{name}' has no option {', '.join(map(repr, unknown))}; "
                         f"its options are: {', '.join(accepted) or 'none'}")
+
+
+def check_option(task: str, name: str, value: Any, kind: type, example: Any, *, low: float,
+                 high: float | None = None, optional: bool = False) -> Any:
+    """``value`` of task option ``name`` if it has type ``kind`` and lies in range, else TaskOptionError.
+
+    ``kind`` int: an integer >= ``low``; float: a finite number in the open
+    interval (``low``, ``high``). ``optional``: None is accepted too.
+    ``example`` is a good value the message suggests. Options arrive from
+    ``--task-option KEY=VALUE`` as Python literals or bare words, so a wrong
+    type or a negative count must be named here, before it meets numpy
+    (``n_train=-1`` would silently train on all but one image per class).
+    """
+    if value is None and optional:
+        return None
+    if kind is int:
+        ok = isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
+        want = f"an integer >= {low:g}"
+    else:
+        ok = (isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+              and bool(np.isfinite(value)) and low < value and (high is None or value < high))
+        want = f"a number in ({low:g}, {high:g})" if high is not None else f"a number > {low:g}"
+    if not ok:
+        raise TaskOptionError(f"task '{task}' option {name}={value!r} must be {want}"
+                              f"{' or None' if optional else ''}; e.g. --task-option {name}={example}")
+    return value
 
 
 def check_min_per_class(counts: Sequence[int], classes: Sequence[str], need: int,

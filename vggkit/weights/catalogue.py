@@ -14,6 +14,7 @@ gives no checksum gets ``sha256=None``: nothing is invented.
 """
 from __future__ import annotations
 
+import difflib
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,18 @@ from typing import Any, Mapping
 from vggkit.errors import UserError
 
 _HEX = re.compile(r"[0-9a-f]{8,64}")
+#: fc8 outputs of ImageNet-1k (ILSVRC-2012) weights, every built-in entry's
+IMAGENET_CLASSES = 1000
+
+
+def imagenet_categories() -> list[str]:
+    """ImageNet-1k's 1000 class names in the synset order every publisher's fc8 uses.
+
+    torchvision ships them with its models (what ``weights.meta['categories']``
+    holds), so no download; imported on first use because torchvision loads torch.
+    """
+    from torchvision.models._meta import _IMAGENET_CATEGORIES
+    return list(_IMAGENET_CATEGORIES)
 
 
 class WeightsError(UserError):
@@ -62,6 +75,9 @@ class WeightsEntry:
             ``'torch_hub'`` (``$TORCH_HOME/hub/checkpoints``), ``'hf_hub'``
             (needs ``hf_repo``) or None.
         hf_repo: the Hugging Face hub repository (``'timm/vgg16.tv_in1k'``).
+        classes: the class names in fc8's order; empty: ImageNet-1k's when
+            ``num_classes`` is 1000 (:attr:`categories` gives torchvision's list),
+            else the class indices as names (a plugin should give them).
 
     Calling an entry builds its VGG with the weights loaded
     (``entry(**build_vgg_kwargs)``), which is what ``WEIGHTS.build`` does.
@@ -84,6 +100,7 @@ class WeightsEntry:
     reference: str = ""
     publisher_cache: str | None = None
     hf_repo: str | None = None
+    classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         from vggkit.models.vgg import resolve_arch
@@ -91,7 +108,7 @@ class WeightsEntry:
             raise ValueError(f"weights name {self.name!r} must be non-empty, without spaces "
                              "or slashes")
         resolve_arch(self.arch)  # ValueError naming the known archs
-        for key in ("urls", "test_scales"):  # lists are welcome; stored as tuples
+        for key in ("urls", "test_scales", "classes"):  # lists are welcome; stored as tuples
             object.__setattr__(self, key, tuple(getattr(self, key)))
         if not self.urls or not self.filename or "/" in self.filename:
             raise ValueError(f"weights '{self.name}' need urls and a plain filename")
@@ -105,6 +122,9 @@ class WeightsEntry:
                              f"'hf_hub' or None, got {self.publisher_cache!r}")
         if self.publisher_cache == "hf_hub" and not self.hf_repo:
             raise ValueError(f"weights '{self.name}': publisher_cache 'hf_hub' needs hf_repo")
+        if self.classes and len(self.classes) != self.num_classes:
+            raise ValueError(f"weights '{self.name}': {len(self.classes)} class names for "
+                             f"num_classes={self.num_classes}; give one name per class")
 
     def __hash__(self) -> int:  # build_args/accuracy are dicts: hash by name
         return hash(self.name)
@@ -124,6 +144,20 @@ class WeightsEntry:
         return dict(get_converter(self.converter).preprocess)
 
     @property
+    def categories(self) -> list[str]:
+        """The class names in fc8's order, as torchvision's ``weights.meta['categories']``."""
+        if self.classes:
+            return list(self.classes)
+        if self.num_classes == IMAGENET_CLASSES:
+            return imagenet_categories()
+        return [str(i) for i in range(self.num_classes)]
+
+    def transform(self) -> Any:
+        """The preprocessing of a PIL image for these weights (:class:`WeightsTransform`)."""
+        from vggkit.weights.transform import WeightsTransform
+        return WeightsTransform.for_entry(self)
+
+    @property
     def hash_status(self) -> str:
         """What is checked: ``'sha256'``, ``'sha256 prefix 397923af'`` or ``'none published'``."""
         if self.sha256 is None:
@@ -134,19 +168,27 @@ class WeightsEntry:
         """Plain data (JSON-ready), with the preprocessing record."""
         out = asdict(self)
         out.update(urls=list(self.urls), test_scales=list(self.test_scales),
+                   classes=list(self.classes),
                    build_args=dict(self.build_args), accuracy=dict(self.accuracy),
                    hash_status=self.hash_status, preprocess=self.preprocess)
         return out
 
 
-def get_weights_entry(name: str) -> WeightsEntry:
-    """The catalogue entry ``name`` (built-in or a plugin's, optionally qualified)."""
+def get_weights_entry(name: str, files: bool = True) -> WeightsEntry:
+    """The catalogue entry ``name`` (built-in or a plugin's, optionally qualified).
+
+    ``files``: whether the caller also takes a checkpoint path (as ``build_vgg``
+    does), which the error for an unknown name then mentions.
+    """
     from vggkit.registry import WEIGHTS
     entry = WEIGHTS.get(name)
     if entry is None:
-        raise UnknownWeightsError(f"unknown weights '{name}': no such file and no catalogue "
-                                  f"entry; known: {', '.join(weights_names())} "
-                                  "('vggkit weights list' describes them)")
+        known = weights_names()
+        near = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(near)}?)" if near else ""
+        what = "no such file and no catalogue entry" if files else "not a catalogue name"
+        raise UnknownWeightsError(f"unknown weights '{name}'{hint}: {what}; known: "
+                                  f"{', '.join(known)} ('vggkit weights list' describes them)")
     return entry
 
 

@@ -11,7 +11,6 @@ when :func:`offline_reason` names an offline switch.
 """
 from __future__ import annotations
 
-import hashlib
 import http.client
 import os
 import sys
@@ -20,7 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Sequence
 
-from vggkit.fileio import atomic_write
+from vggkit.fileio import atomic_write, file_sha256
 from vggkit.weights.catalogue import WeightsError
 
 CHUNK = 1 << 20
@@ -48,12 +47,6 @@ def offline_reason() -> str | None:
         if value.lower() in {"1", "true", "yes", "on"}:
             return f"{var}={value}"
     return None
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """The hex sha256 of a file."""
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def digest_matches(expected: str | None, digest: str) -> bool:

@@ -3,9 +3,12 @@
 :func:`resolve_weights` looks, in order, at
 
 1. a local path: an existing file is returned as it is (a vggkit checkpoint);
-2. the vggkit cache (:func:`cache_dir`): ``NAME.pth``, the converted
-   checkpoint, else ``downloads/NAME/FILE``, the published file (downloaded
-   earlier or put there by hand);
+2. the vggkit cache (:func:`cache_dir`, ``weights/`` in the cache root of
+   :mod:`vggkit.paths`): ``NAME.pth``, the converted checkpoint, verified
+   (:func:`cached_problem`; one that fails is named, never deleted), else
+   ``downloads/NAME/FILE``, the published file (downloaded earlier or put
+   there by hand); files an earlier vggkit left directly in ``$VGGKIT_CACHE``
+   are read there too;
 3. the publisher's cache: ``$TORCH_HOME/hub/checkpoints/FILE`` (torchvision,
    mmpretrain; torch.hub's directory) or the Hugging Face hub cache
    (``$HF_HUB_CACHE``, ``$HF_HOME/hub``, ``~/.cache/huggingface/hub``:
@@ -23,10 +26,13 @@ from __future__ import annotations
 import json
 import os
 import sys
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from vggkit import paths
+from vggkit.errors import plural
 from vggkit.fileio import atomic_write_json
 from vggkit.models.converters import import_weights
 from vggkit.weights.catalogue import WeightsEntry, WeightsError, get_weights_entry
@@ -35,11 +41,8 @@ from vggkit.weights.download import (ChecksumError, OfflineError, describe_diges
 
 
 def cache_dir() -> Path:
-    """``$VGGKIT_CACHE``, else ``$XDG_CACHE_HOME/vggkit/weights`` (``~/.cache/vggkit/weights``)."""
-    if os.environ.get("VGGKIT_CACHE"):
-        return Path(os.environ["VGGKIT_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "vggkit" / "weights"
+    """``weights/`` of the cache root: ``$VGGKIT_CACHE/weights`` (``~/.cache/vggkit/weights``)."""
+    return paths.cache_dir("weights")
 
 
 def converted_path(entry: WeightsEntry) -> Path:
@@ -50,6 +53,18 @@ def converted_path(entry: WeightsEntry) -> Path:
 def download_path(entry: WeightsEntry) -> Path:
     """Where the published file of ``entry`` is downloaded to (or may be put by hand)."""
     return cache_dir() / "downloads" / entry.name / entry.filename
+
+
+# An earlier vggkit with VGGKIT_CACHE set kept the weights directly in it (NAME.pth,
+# downloads/NAME/FILE), not in weights/: files left there are still read, never written.
+def legacy_converted_path(entry: WeightsEntry) -> Path:
+    """Where an earlier vggkit with ``VGGKIT_CACHE`` set put the converted checkpoint."""
+    return paths.cache_root() / f"{entry.name}.pth"
+
+
+def legacy_download_path(entry: WeightsEntry) -> Path:
+    """Where an earlier vggkit with ``VGGKIT_CACHE`` set put the published file."""
+    return paths.cache_root() / "downloads" / entry.name / entry.filename
 
 
 def torch_hub_checkpoints() -> Path:
@@ -83,15 +98,74 @@ def publisher_files(entry: WeightsEntry) -> list[Path]:
 
 def source_files(entry: WeightsEntry) -> list[Path]:
     """Published files of ``entry`` on disk: the vggkit cache's, then the publisher's."""
-    ours = download_path(entry)
-    return ([ours] if ours.is_file() else []) + publisher_files(entry)
+    ours = [p for p in (download_path(entry), legacy_download_path(entry)) if p.is_file()]
+    return ours + publisher_files(entry)
+
+
+def cached_checkpoint(entry: WeightsEntry) -> Path | None:
+    """The converted checkpoint of ``entry`` on disk (the cache's, else the old location's)."""
+    return next((p for p in (converted_path(entry), legacy_converted_path(entry))
+                 if p.is_file()), None)
+
+
+def cached_problem(entry: WeightsEntry, path: Path, thorough: bool = False) -> str | None:
+    """Why the cached checkpoint ``path`` cannot stand for ``entry``; None if it can.
+
+    It must load as a vggkit checkpoint converted from the published file (its
+    ``meta['source_sha256']`` against the catalogue's sha256) with the entry's
+    shape; ``thorough`` also checks every tensor against its recorded sha256
+    (reading the whole file once; a later load in this process skips it).
+    """
+    from vggkit.safe_load import CheckpointError, UnsafeCheckpointError, torch_load, verify_loaded
+    try:  # memory-mapped: only the pickled structure is read
+        obj = torch_load(str(path), mmap=zipfile.is_zipfile(path))
+    except UnsafeCheckpointError:
+        return "holds objects that are not weights"
+    except CheckpointError:
+        return "does not load as a torch checkpoint"
+    meta = obj.get("meta") if isinstance(obj, Mapping) else None
+    if not isinstance(meta, Mapping) or not isinstance(obj.get("state_dict"), Mapping):
+        return "is no vggkit checkpoint ({'state_dict', 'meta'})"
+    source = str(meta.get("source_sha256", "none"))
+    if not digest_matches(entry.sha256, source):
+        return (f"was converted from a file with sha256 {source}, not the published "
+                f"{describe_digest(entry.sha256 or '')}")
+    wrong = _mismatch(entry, meta)
+    if wrong:
+        return f"records {wrong}"
+    if thorough:
+        try:
+            verify_loaded(obj, str(path), notice=False)
+        except CheckpointError:
+            return "is damaged: a tensor differs from the sha256 recorded with it"
+    return None
+
+
+def _unusable(entry: WeightsEntry, path: Path, problem: str) -> str:
+    # vggkit cannot tell this file from one a user put there: it names it, never deletes it
+    return (f"the cached checkpoint '{path}' of weights '{entry.name}' {problem}; delete it "
+            f"and run 'vggkit weights get {entry.name}' again")
+
+
+def cache_report(entry: WeightsEntry) -> tuple[str, str | None]:
+    """``(status, problem)`` of ``entry`` in the caches, without fetching or converting.
+
+    status: ``'cached'`` (a converted checkpoint that loads and matches the
+    catalogue), ``'unusable'`` (one that does not; problem is the one-line
+    message naming the file), ``'source cached'`` (a published file is on
+    disk) or ``'not cached'``.
+    """
+    path = cached_checkpoint(entry)
+    if path is not None and _still_current(entry, path):
+        problem = cached_problem(entry, path)
+        return ("unusable", _unusable(entry, path, problem)) if problem else ("cached", None)
+    return ("source cached" if source_files(entry) else "not cached"), None
 
 
 def weights_status(entry: WeightsEntry) -> str:
-    """``'cached'`` (converted), ``'source cached'`` (published file found) or ``'not cached'``."""
-    if converted_path(entry).is_file():
-        return "cached"
-    return "source cached" if source_files(entry) else "not cached"
+    """``'cached'``, ``'unusable'``, ``'source cached'`` or ``'not cached'``
+    (see :func:`cache_report`)."""
+    return cache_report(entry)[0]
 
 
 def resolve_weights(name: str, progress: bool = True) -> str:
@@ -106,16 +180,39 @@ def resolve_weights(name: str, progress: bool = True) -> str:
     """
     if os.path.isfile(name):
         return name
-    entry = get_weights_entry(name)
-    out = converted_path(entry)
-    if out.is_file() and _still_current(entry, out):
-        return str(out)
-    # one process fetches and converts; the others (e.g. torchrun's ranks) wait and reuse it
-    with _exclusive(cache_dir() / f".{entry.name}.lock", entry.name):
-        if not (out.is_file() and _still_current(entry, out)):
-            source = _verified_source(entry) or _fetch(entry, progress)
-            _convert(entry, source, out)
-    return str(out)
+    return fetch_weights(get_weights_entry(name), progress)
+
+
+def fetch_weights(entry: WeightsEntry, progress: bool = True) -> str:
+    """The path of the converted checkpoint of catalogue entry ``entry``.
+
+    A cached one is verified (:func:`cached_problem`, thorough) and returned;
+    else the published file is found or downloaded, checked and converted.
+
+    Raises:
+        WeightsError: a cached checkpoint that fails the check (naming the file
+            to delete), or as :func:`resolve_weights`.
+    """
+    found = _verified_cached(entry)
+    if found is None:
+        # one process fetches and converts; the others (e.g. torchrun's ranks) wait and reuse it
+        with _exclusive(cache_dir() / f".{entry.name}.lock", entry.name):
+            found = _verified_cached(entry)
+            if found is None:
+                found = converted_path(entry)
+                _convert(entry, _verified_source(entry) or _fetch(entry, progress), found)
+    return str(found)
+
+
+def _verified_cached(entry: WeightsEntry) -> Path | None:
+    """The cached checkpoint, checked; None if there is none or its source is outdated."""
+    path = cached_checkpoint(entry)
+    if path is None or not _still_current(entry, path):
+        return None
+    problem = cached_problem(entry, path, thorough=True)
+    if problem:
+        raise WeightsError(_unusable(entry, path, problem))
+    return path
 
 
 @contextmanager
@@ -234,7 +331,7 @@ def pretrained_build_args(name: str, arch: str, num_classes: int | None,
                            f"{shape['batch_norm']}), not {arch} (batch_norm={bn}); use "
                            f"build_vgg('{entry.arch}', weights='{name}')")
     if num_classes not in (None, entry.num_classes):
-        raise WeightsError(f"weights '{entry.name}' have {entry.num_classes} classes, not "
+        raise WeightsError(f"weights '{entry.name}' have {plural(entry.num_classes, 'class')}, not "
                            f"num_classes={num_classes}; omit num_classes and replace head.fc8 "
                            "for another task")
     for key in SHAPE_ARGS:

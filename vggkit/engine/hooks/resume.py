@@ -50,6 +50,7 @@ class ResumeHook(Hook):
     def __init__(self, reseed_iters: bool = True) -> None:
         self.reseed_iters = reseed_iters
         self._skip_batches = 0
+        self._saved_per_epoch: Optional[int] = None  # of a resumed checkpoint
         self._patched: Optional[tuple[Any, Any]] = None
 
     @staticmethod
@@ -57,20 +58,43 @@ class ResumeHook(Hook):
         return runner.train_dataloader.batch_size * get_world_size()
 
     def before_save_checkpoint(self, runner: Any, checkpoint: dict) -> None:
-        checkpoint.setdefault("meta", {})["samples_per_iter"] = self._samples_per_iter(runner)
+        meta = checkpoint.setdefault("meta", {})
+        meta["samples_per_iter"] = self._samples_per_iter(runner)
+        # where a checkpoint stands in its epoch, whatever the batch of the run resuming it
+        meta["iters_per_epoch"] = len(runner.train_dataloader)
+
+    def _saved_iters_per_epoch(self, runner: Any, meta: dict) -> int:
+        """The iterations per epoch of the run that saved ``meta``."""
+        if meta.get("iters_per_epoch"):
+            return int(meta["iters_per_epoch"])
+        saved = meta.get("samples_per_iter")
+        if saved is None or saved == self._samples_per_iter(runner):
+            return len(runner.train_dataloader)  # the same batch: the same epoch length
+        # a checkpoint of an older vggkit: as many batches of its size as the data needs
+        return max(1, -(-len(runner.train_dataloader.dataset) // int(saved)))
 
     def after_load_checkpoint(self, runner: Any, checkpoint: dict) -> None:
         if not isinstance(getattr(runner, "_train_loop", None), BaseLoop):
             return  # testing, or loading weights before training is set up
+        if not getattr(runner, "_resume", False):
+            return  # load_from: the weights only, training starts at iteration 0
         meta = checkpoint.get("meta", {})
+        per_epoch = self._saved_iters_per_epoch(runner, meta)
+        self._saved_per_epoch = per_epoch
+        # an epoch checkpoint records the epochs done (iter = epoch x per_epoch), a
+        # mid-epoch one the epoch it is in and the iterations done so far
+        epoch, done = int(meta.get("epoch", 0)), int(meta.get("iter", 0)) - int(
+            meta.get("epoch", 0)) * per_epoch
         saved, now = meta.get("samples_per_iter"), self._samples_per_iter(runner)
-        mid_epoch = meta.get("iter", 0) % max(1, len(runner.train_dataloader))
-        if saved is not None and saved != now and mid_epoch:
+        if saved is not None and saved != now and 0 < done < per_epoch:
+            path = getattr(runner, "_load_from", None) or "the checkpoint"
+            after = (f"from the checkpoint of epoch {epoch} (--resume WORK_DIR/epoch_{epoch}.pth)"
+                     if epoch else "afresh (it is in the first epoch)")
             raise ValueError(
-                f"cannot continue this mid-epoch checkpoint: it was trained with {saved} images "
-                f"per iteration (batch x processes), this run has {now}, so the rest of the "
-                "epoch would differ. Resume with the same batch_per_gpu and number of "
-                "processes, or from an epoch checkpoint (--resume work_dir/epoch_N.pth).")
+                f"cannot continue '{path}': it stopped inside epoch {epoch + 1} (batch {done}/"
+                f"{per_epoch}) trained with {saved} images per iteration (batch x processes) "
+                f"and this run has {now}, so the rest of the epoch would differ. Resume with "
+                f"the same total_batch_size, batch_per_gpu and number of processes, or {after}")
 
     def before_train(self, runner: Any) -> None:
         loader = runner.train_dataloader
@@ -78,7 +102,12 @@ class ResumeHook(Hook):
             raise ValueError("train_dataloader.persistent_workers=True keeps the workers' copy of "
                              "SeededDataset at epoch 0 (the same augmentation every epoch); set "
                              "persistent_workers=False")
-        done = runner.iter - runner.epoch * len(loader)
+        # counted in the saved run's iterations: an epoch checkpoint resumed with another
+        # batch has done 0 batches of its next epoch, whatever the new epoch length
+        per_epoch = self._saved_per_epoch or len(loader)
+        done = runner.iter - runner.epoch * per_epoch
+        if done == per_epoch:  # saved after the epoch's last batch: all of them are done
+            done = len(loader)
         if 0 < done <= len(loader):
             self._skip_batches = done
             runner.logger.info(f"vggkit: resuming epoch {runner.epoch + 1} at batch {done + 1}/"

@@ -1,0 +1,3 @@
+import sys
+from vggkit.commands.classify import main
+sys.exit(main())

@@ -1,0 +1,3 @@
+import sys
+from vggkit.commands.export import main
+sys.exit(main())
