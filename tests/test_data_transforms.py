@@ -214,3 +214,40 @@ def test_check_pipeline_two_step_scale_below_crop():
     with pytest.raises(ValueError, match="S_min > S_max"):
         check_pipeline([dict(type="IsotropicRescale", scale=(512, 256))])
     check_pipeline([IsotropicRescale(256), RandomCrop(224)])
+
+
+# pad-crop: torchvision's RandomCrop(crop, padding=pad) within the paper's scale crop
+
+def _pad_photo(size=(32, 32), seed=0) -> Image.Image:
+    rng = np.random.RandomState(seed)
+    return Image.fromarray(rng.randint(0, 256, size[::-1] + (3,), dtype=np.uint8))
+
+
+def test_pad_crop_equals_torchvision_random_crop_with_padding():
+    import torchvision.transforms.functional as TF
+    img = _pad_photo()
+    t = RandomScaleCrop(scale=32, crop=32, pad=4)
+    np.random.seed(0)
+    corners = set()
+    for _ in range(200):
+        out, (x0, y0, x1, y1) = t.scale_crop(img, 32)
+        assert (x1 - x0, y1 - y0) == (32, 32) and -4 <= x0 <= 4 and -4 <= y0 <= 4
+        ref = TF.crop(TF.pad(img, 4), y0 + 4, x0 + 4, 32, 32)  # torchvision's RandomCrop
+        assert np.array_equal(np.asarray(out), np.asarray(ref)), (x0, y0)
+        corners.add((x0, y0))
+    assert len(corners) > 60  # of the 81 positions: drawn uniformly, not a few
+
+
+def test_pad_zero_keeps_the_window_inside_and_pad_works_after_rescaling(tmp_path):
+    img = _pad_photo((48, 40))
+    np.random.seed(1)
+    for _ in range(50):
+        _, (x0, y0, x1, y1) = RandomScaleCrop(scale=(32, 40), crop=32).scale_crop(img, 36)
+        assert 0 <= x0 and 0 <= y0 and x1 <= 43 and y1 <= 36  # 48x40 rescaled to 43x36
+    path = tmp_path / "a.jpg"
+    img.save(path)
+    out = LoadScaleCrop(scale=(32, 40), crop=32, pad=4).transform({"img_path": str(path)})
+    assert out["img"].size == (32, 32)
+    assert out["crop_box"][2] - out["crop_box"][0] == 32
+    with pytest.raises(ValueError, match="pad must be a non-negative integer"):
+        RandomScaleCrop(scale=32, crop=32, pad=-1)

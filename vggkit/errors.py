@@ -2,7 +2,7 @@
 
 A :class:`UserError` (or a ``ValueError``/``KeyError``/``OSError`` that
 reaches a command's top) is bad input: a file, value or plugin the message
-names, with the fix. :mod:`vggkit.command` prints it as one line and exits
+names, with the fix. :func:`vggkit.commands.run_command` prints it as one line and exits
 with status 2; anything else is a bug in vggkit or a plugin and keeps its
 traceback.
 """

@@ -229,11 +229,21 @@ class RandomScaleCrop(BaseTransform):
     to the source image and resampled straight to ``crop x crop``. Pillow's
     bilinear filter places its taps at the same source coordinates in both
     cases, so the pixels equal the two-step result up to rounding.
+
+    ``pad`` > 0 draws the window over the rescaled image padded with ``pad``
+    black pixels on every side (corner uniform in ``[-pad, rescaled - crop +
+    pad]`` per axis): at ``scale=crop`` that is torchvision's
+    ``RandomCrop(crop, padding=pad)``, the usual augmentation for images
+    already at the crop size (CIFAR), where scale jittering can only zoom in.
     """
 
-    def __init__(self, scale: int | Sequence[int] = (256, 512), crop: int = 224) -> None:
+    def __init__(self, scale: int | Sequence[int] = (256, 512), crop: int = 224,
+                 pad: int = 0) -> None:
         self.crop = _check_crop(crop)
         self.scale = parse_scale(scale, self.crop)
+        if not isinstance(pad, (int, np.integer)) or pad < 0:
+            raise ValueError(f"pad must be a non-negative integer, got {pad!r}")
+        self.pad = int(pad)
 
     def scale_crop(self, img: Image.Image, s: int,
                    source_size: tuple[int, int] | None = None) -> tuple[Image.Image, tuple]:
@@ -244,12 +254,21 @@ class RandomScaleCrop(BaseTransform):
         """
         w, h = source_size or img.size
         rw, rh = rescaled_size(w, h, s)
-        x0 = int(np.random.randint(0, rw - self.crop + 1))
-        y0 = int(np.random.randint(0, rh - self.crop + 1))
+        p = self.pad
+        x0 = int(np.random.randint(-p, rw - self.crop + p + 1))
+        y0 = int(np.random.randint(-p, rh - self.crop + p + 1))
+        window = (x0, y0, x0 + self.crop, y0 + self.crop)
+        # the part of the window inside the rescaled image (all of it when pad=0)
+        ix0, iy0 = max(x0, 0), max(y0, 0)
+        ix1, iy1 = min(x0 + self.crop, rw), min(y0 + self.crop, rh)
         sx, sy = img.width / rw, img.height / rh
-        box = (x0 * sx, y0 * sy, (x0 + self.crop) * sx, (y0 + self.crop) * sy)
-        out = img.resize((self.crop, self.crop), Image.BILINEAR, box=box)
-        return out, (x0, y0, x0 + self.crop, y0 + self.crop)
+        box = (ix0 * sx, iy0 * sy, ix1 * sx, iy1 * sy)
+        out = img.resize((ix1 - ix0, iy1 - iy0), Image.BILINEAR, box=box)
+        if out.size != (self.crop, self.crop):
+            canvas = Image.new(out.mode, (self.crop, self.crop))  # black, as torchvision pads
+            canvas.paste(out, (ix0 - x0, iy0 - y0))
+            out = canvas
+        return out, window
 
     def transform(self, results: dict) -> dict:
         s = draw_scale(*self.scale)
@@ -258,7 +277,7 @@ class RandomScaleCrop(BaseTransform):
         return set_img(results, img)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(scale={self.scale}, crop={self.crop})"
+        return f"{type(self).__name__}(scale={self.scale}, crop={self.crop}, pad={self.pad})"
 
 
 class LoadScaleCrop(RandomScaleCrop):
@@ -270,8 +289,8 @@ class LoadScaleCrop(RandomScaleCrop):
     """
 
     def __init__(self, scale: int | Sequence[int] = (256, 512), crop: int = 224,
-                 bad_images: str = "strict") -> None:
-        super().__init__(scale, crop)
+                 bad_images: str = "strict", pad: int = 0) -> None:
+        super().__init__(scale, crop, pad)
         self.loader = LoadImage(bad_images)
 
     def transform(self, results: dict) -> dict | None:
@@ -286,7 +305,7 @@ class LoadScaleCrop(RandomScaleCrop):
         return set_img(results, img)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(scale={self.scale}, crop={self.crop}, "
+        return (f"{type(self).__name__}(scale={self.scale}, crop={self.crop}, pad={self.pad}, "
                 f"bad_images={self.loader.bad_images!r})")
 
 

@@ -83,7 +83,3 @@ def combine(parts: Sequence[Tensor], mode: str) -> Tensor:
         merged = torch.cat(units, dim=1)
     return l2_normalize(merged)
 
-
-def descriptor_dim(width: int, n_scales: int, mode: str) -> int:
-    """Length of one net's descriptor: ``width`` for 'avg', ``n_scales * width`` for 'stack'."""
-    return width * (n_scales if mode == "stack" else 1)

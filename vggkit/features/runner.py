@@ -36,13 +36,6 @@ T = TypeVar("T")
 CropKey = tuple[str, Region]
 
 
-def load_shard(extractor: FeatureExtractor, paths: Sequence[str],
-               bad_images: str = "strict") -> tuple[list[Prepared | None], list[str]]:
-    """Decode and rescale ``paths``; with 'skip', unreadable files give ``None`` and a reason."""
-    crops, items, errors = load_crops(extractor, paths, None, bad_images)
-    return [crops[item[0]] for item in items], errors
-
-
 def load_crops(extractor: FeatureExtractor, paths: Sequence[str],
                regions: Sequence[ItemRegions] | None, bad_images: str = "strict"
                ) -> tuple[list[Prepared | None], list[tuple[int, ...]], list[str]]:
