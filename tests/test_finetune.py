@@ -136,3 +136,26 @@ def test_train_weights_of_an_unknown_name_is_one_line(env, tmp_path, capsys):  #
                  "--work-dir", str(tmp_path / "w")]) == 2
     errors = [ln for ln in capsys.readouterr().err.splitlines() if ": error: " in ln]
     assert len(errors) == 1 and "vgg16.nowhere" in errors[0]
+
+
+def test_train_weights_accepts_a_checkpoint_vggkit_train_wrote(tmp_path):
+    """A training checkpoint records its net only in the config text mmengine pickles into
+    meta['cfg']; --weights read 'arch' alone and refused it (found fine-tuning on CIFAR-10)."""
+    from mmengine.config import Config
+
+    from vggkit.engine.finetune import apply_weights
+    trained = Config.fromfile(str(REPO / "configs" / "tiny" / "vgg_a_tiny.py"))
+    net = trained.model.vgg
+    model = build_vgg(net.arch, num_classes=5, width_mult=net.width_mult, fc_width=net.fc_width,
+                      input_size=net.input_size)
+    path = tmp_path / "epoch_2.pth"
+    torch.save({"state_dict": {f"vgg.{k}": v for k, v in model.state_dict().items()},
+                "meta": {"cfg": trained.pretty_text, "dataset_meta": {"classes": list("abcde")}}},
+               path)
+    cfg = Config.fromfile(str(REPO / "configs" / "tiny" / "vgg_a_tiny.py"))
+    cfg.model.vgg.update(width_mult=1.0, fc_width=4096, input_size=224)  # another shape
+    apply_weights(cfg, str(path))
+    assert (cfg.model.vgg.arch, cfg.model.vgg.width_mult, cfg.model.vgg.fc_width,
+            cfg.model.vgg.input_size) == ("A", 1 / 4, 128, 32)  # the tiny config's net
+    assert cfg.model.vgg.init_checkpoint == str(path) and cfg.model.vgg.init_fc == ["fc6", "fc7"]
+

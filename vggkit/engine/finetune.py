@@ -35,6 +35,20 @@ def weights_record(name: str) -> tuple[str, dict[str, Any]]:
     return path, dict(meta or {})
 
 
+def training_net_args(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The net's shape a ``vggkit train`` checkpoint records: its meta has no ``arch``
+    (converted weights' has), only the run's config as text (mmengine's ``meta['cfg']``)."""
+    text = meta.get("cfg")
+    if not isinstance(text, str):
+        return {}
+    from mmengine.config import Config
+    try:
+        vgg = Config.fromstring(text, ".py").get("model", {}).get("vgg") or {}
+    except (SyntaxError, ValueError, KeyError, AttributeError, TypeError):
+        return {}  # not a config we can read: the caller names the missing arch
+    return {k: vgg[k] for k in NET_ARGS if vgg.get(k) is not None}
+
+
 def apply_weights(cfg: Any, name: str) -> dict[str, Any]:
     """Make ``cfg`` fine-tune weights ``name``: net shape, init and preprocessing from them.
 
@@ -46,6 +60,7 @@ def apply_weights(cfg: Any, name: str) -> dict[str, Any]:
     """
     from vggkit.models.preprocess import DEFAULT_PREPROCESS, check_record
     path, meta = weights_record(name)
+    meta = {**training_net_args(meta), **meta}
     if "arch" not in meta:
         raise UserError(f"--weights {name}: checkpoint '{path}' records no arch; give a "
                         "catalogue name (vggkit weights list) or a checkpoint vggkit wrote")

@@ -10,6 +10,7 @@ whatever ``len(items) % world_size``.
 """
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any, Callable, Sequence, TypeVar
 
@@ -62,6 +63,14 @@ def join_process_group(device: str | torch.device) -> None:
         dist.init_process_group("nccl")
     else:
         dist.init_process_group("gloo")
+    # a group left to the interpreter's teardown can abort the process ("terminate called
+    # without an active exception", exit -6) while gloo's threads still run: end it first
+    atexit.register(_leave_process_group)
+
+
+def _leave_process_group() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def init_distributed(launcher: str, device: str | torch.device) -> None:
