@@ -160,7 +160,7 @@ def _transfer_C_lines(transfer: dict[str, Any]) -> list[str]:
     """Per split, the chosen C and its test metric beside the oracle's (best C on the test images in hindsight)."""
     oracle = "oracle_mean" in transfer  # absent when the test labels are withheld
     lines = [f"  C chosen on {transfer.get('n_folds') or 1} folds of the training images"
-             + (", oracle = the best C on the test images, in hindsight:" if oracle else ":"),
+             + (", oracle = the best C on the test images, in hindsight (biased upwards):" if oracle else ":"),
              f"    {'split':<10}{'C':>8}{'test %':>9}" + (f"{'oracle C':>10}{'test %':>9}" if oracle else "")]
     for r in transfer["splits"]:
         sel = r["selection"]
