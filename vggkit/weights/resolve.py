@@ -33,11 +33,11 @@ from typing import Any, Iterator, Mapping
 
 from vggkit import paths
 from vggkit.errors import plural
-from vggkit.fileio import atomic_write_json
+from vggkit.fileio import atomic_write_json, file_sha256
 from vggkit.models.converters import import_weights
 from vggkit.weights.catalogue import WeightsEntry, WeightsError, get_weights_entry
 from vggkit.weights.download import (ChecksumError, OfflineError, describe_digest,
-                                     digest_matches, download, file_sha256, offline_reason)
+                                     digest_matches, download, offline_reason)
 
 
 def cache_dir() -> Path:
