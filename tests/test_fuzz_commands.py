@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import importlib
-import logging
 import re
 import signal
 import traceback
@@ -94,6 +93,7 @@ def with_value(base: list[str], positionals: list[str], arg: str, value: str,
 def run_case(main, argv: list[str], capsys) -> tuple[object, str]:
     def alarm(*_):
         raise Hang(f"no answer in {LIMIT_S} s")
+    forget_runners()  # also those of earlier tests
     previous = signal.signal(signal.SIGALRM, alarm)
     signal.alarm(LIMIT_S)
     try:
@@ -114,15 +114,16 @@ def run_case(main, argv: list[str], capsys) -> tuple[object, str]:
 
 
 def forget_runners() -> None:
-    """Close the log files of the runners a case built: a command runs one runner per
-    process, and a stub stopping it before its end leaves mmengine's global loggers
-    writing to files of earlier cases (a '--- Logging error ---' on a later case)."""
+    """Drop the loggers of the runners a case built. A command runs one runner per
+    process; here mmengine's global loggers outlive a case, and one reused by a later
+    runner of the same name (its timestamp) writes to a stream pytest has since closed
+    (a '--- Logging error ---' traceback on that case)."""
     from mmengine.logging import MMLogger
     for logger in list(MMLogger._instance_dict.values()):  # noqa: SLF001 - no public reset
         for handler in list(logger.handlers):
-            if isinstance(handler, logging.FileHandler):
-                logger.removeHandler(handler)
-                handler.close()
+            logger.removeHandler(handler)
+            handler.close()
+    MMLogger._instance_dict.clear()  # noqa: SLF001
 
 
 def check_outcome(prog: str, argv: list[str], status: object, err: str) -> str | None:
