@@ -48,7 +48,7 @@ def test_tiny_config_learns_on_real_images(tmp_path):
     with Image.open(work / "curves.png") as png:  # the curves hook's picture
         assert png.format == "PNG" and png.width > 400
     ckpt = torch_load(str(work / "epoch_12.pth"))
-    assert ckpt["meta"]["train_scale"] == {"S_min": 32, "S_max": 48}
+    assert ckpt["meta"]["train_scale"] == {"S": 32}  # the tiny config's fixed S (pad-4 crops)
     assert ckpt["meta"]["preprocess"] == {"mean": [123.68, 116.779, 103.939],
                                           "std": [58.395, 57.12, 57.375], "bgr": False}
     assert ckpt["meta"]["dataset_meta"]["classes"] == ("blue_disc", "green_vstripes",

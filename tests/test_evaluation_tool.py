@@ -288,14 +288,15 @@ def test_shipped_tiny_config_with_train_val_root(tmp_path):
     vgg = dict(VGG_CFG, width_mult=1 / 4, fc_width=128)  # the config's net
     ckpt, _ = write_checkpoint(tmp_path / "t.pth", 0, vgg)
     state = torch.load(ckpt, weights_only=True)
-    del state["meta"]["train_scale"]  # fall back to the config's S in [32, 48]
+    del state["meta"]["train_scale"]  # fall back to the config's fixed S = 32
     torch.save(state, ckpt)
     out = tmp_path / "r.json"
     assert _run(os.path.join(REPO, "configs", "tiny", "vgg_a_tiny.py"), ckpt, "--data-root",
                 tmp_path, "--strategy", "center", "--out", out) == 0
     results = json.loads(out.read_text())
     assert results["num_images"] == 6  # val/ only
-    assert results["models"][0]["scales"] == [32, 40, 48]  # {S_min, (S_min+S_max)/2, S_max}
+    # {S - 5, S, S + 5} (the paper's +-32 at crop 224, scaled to crop 32) with 27 < crop dropped
+    assert results["models"][0]["scales"] == [32, 37]
 
 
 def test_default_scales_of_converted_weights():

@@ -8,8 +8,9 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from vggkit.transfer.svm import (DEFAULT_C_GRID, CGridEdgeWarning, choose_C, fit_ovr, holdout_split, ovr_targets,
-                                 stratified_folds, train_with_selection)
+from vggkit.transfer.svm import (DEFAULT_C_GRID, CGridEdgeWarning, choose_C, fit_ovr, fold_repeats, holdout_split,
+                                 ovr_targets, selection_folds, smooth_over_C, stratified_folds,
+                                 train_with_selection)
 
 
 @pytest.fixture(scope="module")
@@ -124,19 +125,22 @@ def few_shot():
 
 
 def test_selected_C_is_close_to_the_oracle_in_hindsight(few_shot):
-    # The oracle is computed independently: LinearSVC at every C of the grid, scored on the test images.
+    # The oracles are computed independently: LinearSVC at every C of the grid, scored on the test images.
     # Few images per class is where a single 20 % held-out split (2 images per class) with ties to the
-    # smallest C chose badly: on these splits it lost 2.9 points on average (0.4 now).
+    # smallest C chose badly: on these splits it lost 2.9 points on average. Two yardsticks: the best C
+    # of each split (the store's oracle) and the best single C for all splits (issue 24's).
     Z, y, splits = few_shot
-    gaps = []
+    test_by_C, chosen = [], []
     for seed, (train, test) in enumerate(splits):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
-            oracle = max(accuracy(LinearSVC(C=C, max_iter=20000).fit(Z[train], y[train]).decision_function(Z[test]),
-                                  y[test]) for C in DEFAULT_C_GRID)
+            test_by_C.append([accuracy(LinearSVC(C=C, max_iter=20000).fit(Z[train], y[train])
+                                       .decision_function(Z[test]), y[test]) for C in DEFAULT_C_GRID])
         res = train_with_selection(Z[train], y[train], accuracy, seed=seed)
-        gaps.append(oracle - accuracy(res.model.decision_function(Z[test]), y[test]))
-    assert np.mean(gaps) <= 1.5, gaps
+        chosen.append(accuracy(res.model.decision_function(Z[test]), y[test]))
+    T = np.array(test_by_C)
+    assert np.mean(T.max(1) - chosen) <= 1.5, (T.max(1), chosen)
+    assert T.mean(0).max() - np.mean(chosen) <= 1.5, (T.mean(0), chosen)
 
 
 def test_test_scores_are_the_oracle_path(few_shot):
@@ -151,7 +155,8 @@ def test_test_scores_are_the_oracle_path(few_shot):
     assert res.test_scores[res.oracle_C] == max(res.test_scores.values())
     ref = LinearSVC(C=10.0, tol=1e-6, max_iter=50000).fit(Z[train], y[train])
     assert abs(res.test_scores[10.0] - accuracy(ref.decision_function(Z[test]), y[test])) <= 1.0
-    assert len(res.fold_scores[1.0]) == 5 and res.val_scores[1.0] == pytest.approx(np.mean(res.fold_scores[1.0]))
+    assert res.n_folds == 5 and len(res.fold_scores[1.0]) == 5 * res.n_repeats
+    assert res.val_scores[1.0] == pytest.approx(np.mean(res.fold_scores[1.0]))
 
 
 @pytest.mark.parametrize("scores, expected, plateau", [
@@ -203,6 +208,66 @@ def test_folds_partition_the_training_images_stratified():
     multi = np.where(np.random.default_rng(0).random((23, 3)) < 0.3, 1, -1)
     held = np.concatenate([h for _, h in stratified_folds(multi, 4)])
     assert sorted(held.tolist()) == list(range(23))
+
+
+def test_folds_are_dealt_again_when_the_images_are_few():
+    # one deal of 5 folds over 150 images let C swing from 0.001 to 1,000 on CIFAR-10 features
+    # (docs/transfer_cifar.md): the folds are dealt ceil(1000 / n) times, at most 10
+    assert [fold_repeats(n) for n in (40, 100, 150, 999, 1000, 3060)] == [10, 10, 7, 2, 1, 1]
+    y = np.repeat(np.arange(5), 30)
+    folds = selection_folds(y)
+    assert len(folds) == 5 * 7
+    first = stratified_folds(y, 5, seed=0)  # the first deal is the unrepeated one
+    assert all(np.array_equal(a[1], b[1]) for a, b in zip(folds[:5], first))
+    deals = [folds[5 * r:5 * r + 5] for r in range(7)]
+    for deal in deals:  # each deal a stratified partition, every image held out once
+        assert sorted(np.concatenate([h for _, h in deal]).tolist()) == list(range(150))
+        assert all(np.bincount(y[h], minlength=5).tolist() == [6] * 5 for _, h in deal)
+    assert len({tuple(deal[0][1]) for deal in deals}) == 7  # and each deal different
+    assert len(selection_folds(y, 1, repeats=3)) == 3 and len(selection_folds(y, 5, repeats=1)) == 5
+    with pytest.raises(ValueError, match="repeats"):
+        selection_folds(y, repeats=0)
+
+
+def test_smoothing_over_C_by_hand():
+    # each fold's score averaged with its grid neighbours, the end values counted twice at the ends
+    got = smooth_over_C({1.0: [90, 60], 0.1: [60, 30], 10.0: [30, 90]})
+    assert list(got) == [0.1, 1.0, 10.0]
+    assert np.allclose([got[C] for C in got], [[70, 40], [60, 60], [50, 80]])
+    # a lone spike at the grid's top no longer beats a broad optimum: raw, C = 1000 wins
+    means = {0.01: 60, 0.1: 70, 1.0: 72, 10.0: 70, 100.0: 40, 1000.0: 75}
+    assert choose_C(means)[0] == 1000.0
+    assert choose_C(smooth_over_C(means))[0] == 1.0
+    # train_with_selection takes the best smoothed mean, not the step up its noise plateau
+    folds = {0.001: [50] * 5, 0.01: [75, 75, 75, 75, 50], 0.1: [75, 75, 75, 50, 75], 1.0: [75] * 5,
+             10.0: [75, 75, 50, 75, 75], 100.0: [50] * 5}
+    assert choose_C(folds)[0] == 10.0
+    assert choose_C(folds, within_noise=False) == (1.0, (1.0,))
+
+
+def test_selection_matches_sklearn_grid_search_on_the_same_folds(few_shot):
+    # GridSearchCV with LinearSVC, the same folds (two deals) and the same metric (balanced accuracy =
+    # mean class recall) scores each C like train_with_selection does; the choice made from either
+    # set of fold scores agrees
+    from sklearn.model_selection import GridSearchCV
+    from vggkit.transfer.metrics import confusion_matrix, mean_class_recall
+    Z, y, splits = few_shot
+    train = splits[1][0]
+    X, labels = Z[train], y[train]
+    grid = [1.0, 10.0, 100.0, 1000.0, 10000.0]  # separable: the curve is flat from 100 on
+    mcr = lambda s, t: mean_class_recall(confusion_matrix(np.asarray(s).argmax(1), t, 10))  # noqa: E731
+    res = train_with_selection(X, labels, mcr, C_grid=grid, seed=3, repeats=2)
+    folds = selection_folds(labels, seed=3, repeats=2)
+    assert res.n_repeats == 2 and res.n_folds == 5 and len(folds) == 10
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gs = GridSearchCV(LinearSVC(), {"C": grid}, scoring="balanced_accuracy", cv=folds).fit(X, labels)
+    ref = {C: [100.0 * gs.cv_results_[f"split{i}_test_score"][j] for i in range(len(folds))]
+           for j, C in enumerate(grid)}
+    # 2 held-out images per class: one image flips a fold's score by 5 points; on average they agree
+    diff = np.array([np.subtract(res.fold_scores[C], ref[C]) for C in grid])
+    assert np.abs(diff.mean(1)).max() <= 1.0, diff.mean(1)
+    assert res.edge is None and abs(grid.index(res.C) - grid.index(choose_C(smooth_over_C(ref))[0])) <= 1
 
 
 def test_svm_tool_reports_oracle_and_edge_warning(few_shot, tmp_path):

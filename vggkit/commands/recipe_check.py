@@ -1,34 +1,54 @@
-"""``vggkit recipe-check`` / ``tools/recipe_check.py``: Sect. 3.1's findings re-run at reduced scale (see :mod:`vggkit.engine.recipe_check`)."""
+"""``vggkit recipe-check`` / ``tools/recipe_check.py``: the paper's Sect. 3.1 in miniature
+(see :mod:`vggkit.engine.recipe_check`)."""
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import shlex
 import sys
-import time
 from typing import Optional
 
-from vggkit.commands import path_text, positive_int, run_command, seed_int
+from vggkit.commands import MAX_WORKERS, at_most, path_text, positive_int, run_command, seed_int
 from vggkit.engine import recipe_check
-from vggkit.engine.recipe_check import (RUNS, curves, digits_root, final_checkpoint, render, report,
-                                        summarise, test_at_scales, train_argv, verdicts)
-from vggkit.errors import UserError
+from vggkit.engine.recipe_check import digits_root
+from vggkit.engine.recipe_check.runs import RUNS
+
+
+def positive_minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number of minutes") from None
+    if not 0 < value < 1e6:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number of minutes")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="vggkit recipe-check", description=recipe_check.__doc__.split("\n\n")[0],
+    doc = recipe_check.__doc__ or ""
+    p = argparse.ArgumentParser(prog="vggkit recipe-check", description=doc.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=recipe_check.__doc__.split("\n\n", 1)[1])
+                                epilog=doc.split("\n\n", 1)[1])
+    p.add_argument("--data-root", type=path_text,
+                   help="image folder with train/<class>/ and val/<class>/ (default: "
+                   "scikit-learn's digits, written once)")
     p.add_argument("--work-dir", type=path_text, default="work_dirs/recipe_check",
-                   help="where the runs' checkpoints and logs go (rerun to resume)")
-    p.add_argument("--out", type=path_text, default="docs", help="folder for recipe_check.md and recipe_check.png")
-    p.add_argument("--epochs", type=positive_int, default=10, help="epochs per run")
-    p.add_argument("--width", type=float, default=0.25, help="width multiplier of the copies")
-    p.add_argument("--literal-init", action="store_true",
-                   help="init std 0.01 whatever the width (default 0.01/sqrt(width))")
-    p.add_argument("--seed", type=seed_int, default=0, help="random seed of every run")
+                   help="the runs' checkpoints and logs (rerun to resume)")
+    p.add_argument("--out", type=path_text, default="docs",
+                   help="folder for recipe_check.md, .png and .json")
+    p.add_argument("--minutes", type=positive_minutes, default=30.0,
+                   help="time budget of the training on this machine; a timing probe turns it "
+                   "into epochs per run (default %(default)s)")
+    p.add_argument("--epochs", type=positive_int, help="epochs per run, instead of the probe's")
+    p.add_argument("--jobs", type=at_most(MAX_WORKERS), default=1,
+                   help="runs trained at once, each in its own process with its share of the "
+                   "cores (default %(default)s: one after another in this process; 2 pays on "
+                   "2 or more cores)")
+    p.add_argument("--seeds", type=seed_int, nargs="+", default=[0, 1],
+                   help="seeds of the runs of (d); the other runs use the first "
+                   "(default: 0 1)")
     p.add_argument("--runs", nargs="+", choices=[r.name for r in RUNS], metavar="RUN",
-                   help="only these runs (E_from_A needs A); the report needs all")
+                   help="train only these runs (E_from_A needs A); the report needs all of "
+                   f"{', '.join(r.name for r in RUNS)}")
     return p
 
 
@@ -36,37 +56,24 @@ def main(argv: Optional[list[str]] = None) -> int:
     return run_command("vggkit recipe-check", build_parser(), _run, argv)
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The command with every option spelt out (the report's record of how it was made)."""
+    words = ["vggkit", "recipe-check"]
+    if args.data_root:
+        words += ["--data-root", args.data_root]
+    words += ["--work-dir", args.work_dir, "--out", args.out]
+    words += ["--epochs", str(args.epochs)] if args.epochs else ["--minutes", f"{args.minutes:g}"]
+    words += ["--jobs", str(args.jobs), "--seeds", *map(str, args.seeds)]
+    return shlex.join(words + (["--runs", *args.runs] if args.runs else []))
+
+
 def _run(args: argparse.Namespace) -> int:
-    from vggkit.commands.train import parse_args
-    from vggkit.engine.train import build_runner, load_config
-    from vggkit.fileio import atomic_write_bytes, atomic_write_text
-    from vggkit.machine import machine_line
-    if not 0 < args.width <= 1:
-        raise UserError(f"--width must be in (0, 1], got {args.width}")
-    start = time.time()
-    data_root = digits_root()
-    runs = {r.name: r for r in RUNS if not args.runs or r.name in args.runs}
-    for run in runs.values():
-        if not os.path.exists(final_checkpoint(os.path.join(args.work_dir, run.name), args.epochs)):
-            print(f"\n=== recipe-check: {run.name}: {run.what} ===", flush=True)
-            # the library, not train's main: a bad value is then one line of recipe-check's
-            build_runner(load_config(parse_args(train_argv(
-                run, args.work_dir, data_root, args.epochs, args.width, args.literal_init,
-                args.seed)))).train()
-    if len(runs) < len(RUNS):
-        return 0
-    histories = {n: curves(os.path.join(args.work_dir, n), args.epochs) for n in runs}
-    summary = {n: summarise(h) for n, h in histories.items()}
-    tests = {n: test_at_scales(os.path.join(args.work_dir, n), args.epochs, data_root, args.work_dir)
-             for n in ("A", "A_fixed_S")}
-    v = verdicts(summary, tests, chance=90.0)
-    os.makedirs(args.out, exist_ok=True)
-    text = report(runs, summary, tests, v, args, machine_line(), (time.time() - start) / 60)
-    atomic_write_text(os.path.join(args.out, "recipe_check.md"), text)
-    atomic_write_bytes(os.path.join(args.out, "recipe_check.png"), render(histories))
-    atomic_write_text(os.path.join(args.out, "recipe_check.json"),
-                      json.dumps({"summary": summary, "tests": tests, "verdicts": v}, indent=2))
-    print(text)
+    command = command_line(args)
+    result = recipe_check.check(
+        data_root=args.data_root or digits_root(), work_dir=args.work_dir, out=args.out, minutes=args.minutes,
+        epochs=args.epochs, jobs=args.jobs, seeds=args.seeds, runs=args.runs, command=command)
+    if result is not None:
+        print(result["markdown"])
     return 0
 
 

@@ -3,12 +3,20 @@
 * ``paper``: weights ~ N(0, std^2), biases 0. The paper says "10^-2 variance";
   taken literally that is std 0.1, but Caffe practice (and the default here)
   is std 0.01, so ``std`` is a parameter.
+* ``paper_scaled``: ``paper`` for a scaled-down copy (narrower, smaller crops):
+  layer l gets std_l = std * sqrt(fan_in_full / fan_in_l), where fan_in_full
+  is the same layer's fan-in in the paper's full-size net of the same
+  configuration (width 1, FC 4096, 224 crops). A layer's output variance is
+  fan_in x std^2 x its input's, so each layer keeps the full-size net's gain:
+  conv1_1 (fan-in 27 at every width) keeps std, a 1/4-width middle conv gets
+  2 std, and fc6 of a 32-pixel copy (fan-in 512 x 1 x 1 x width instead of
+  512 x 7 x 7) gets std x sqrt(49 / width).
 * ``glorot``: Glorot & Bengio (Xavier) uniform, biases 0 -- the paper notes it
   trains the deep nets without pre-training. Head layers use the fan of the
   FC layer they are (fan_out = out features, not out x k x k).
 * ``kaiming``: He et al. normal (fan_out, ReLU), torchvision's choice.
-* ``from_checkpoint``: ``paper`` then :func:`init_from_checkpoint` -- the
-  paper's pre-initialisation of deeper nets from net A.
+* ``from_checkpoint``: ``random`` (default ``paper``) then :func:`init_from_checkpoint`
+  -- the paper's pre-initialisation of deeper nets from net A.
 * ``none``: leave PyTorch's defaults (e.g. to count parameters cheaply).
 """
 from __future__ import annotations
@@ -23,12 +31,42 @@ from torch import Tensor, nn
 from vggkit.errors import plural
 from vggkit.models.io import _foreign_layout, read_checkpoint
 
-INIT_SCHEMES = ("paper", "glorot", "kaiming", "from_checkpoint", "none")
+INIT_SCHEMES = ("paper", "paper_scaled", "glorot", "kaiming", "from_checkpoint", "none")
+#: the schemes ``from_checkpoint`` can give the layers it does not copy
+RANDOM_SCHEMES = ("paper", "paper_scaled", "glorot", "kaiming")
 FC_LAYERS = ("fc6", "fc7", "fc8")
+#: the full-size net whose per-layer gain ``paper_scaled`` keeps: the paper's FC width and crop
+FULL_FC_WIDTH, FULL_INPUT_SIZE = 4096, 224
+
+
+def full_size_fan_ins(arch: str) -> list[int]:
+    """Fan-in of every conv of configuration ``arch`` at full size, then of fc6, fc7, fc8.
+
+    The paper's net: Table 1's widths, 224-pixel crops (fc6 sees a 7 x 7 pool5
+    map), 4096-wide FC layers.
+    """
+    from vggkit.models.archs import CONFIGS
+    from vggkit.models.vgg import parse_layer  # vgg imports this module
+    fan_ins, channels = [], 3
+    for token in CONFIGS[arch]:
+        kind, size, width = parse_layer(token)
+        if kind == "conv":
+            fan_ins.append(channels * size * size)
+            channels = width
+    k = FULL_INPUT_SIZE // 32
+    return [*fan_ins, channels * k * k, FULL_FC_WIDTH, FULL_FC_WIDTH]
+
+
+def scaled_stds(model: nn.Module, std: float) -> dict[nn.Conv2d, float]:
+    """``paper_scaled``'s std of each conv (FC layers included) of a VGG ``model``."""
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    convs += [model.head.fc6, model.head.fc7, model.head.fc8]
+    full = full_size_fan_ins(model.arch)
+    return {conv: std * math.sqrt(f / conv.weight[0].numel()) for conv, f in zip(convs, full)}
 
 
 def _init_conv(conv: nn.Conv2d, scheme: str, std: float, is_fc: bool) -> None:
-    if scheme in ("paper", "from_checkpoint"):
+    if scheme in ("paper", "paper_scaled"):  # paper_scaled: std is the layer's own
         nn.init.normal_(conv.weight, 0.0, std)
     elif scheme == "glorot":
         fan_in = conv.weight[0].numel()
@@ -44,19 +82,26 @@ def _init_conv(conv: nn.Conv2d, scheme: str, std: float, is_fc: bool) -> None:
 def initialize(model: nn.Module, scheme: str = "paper", *, std: float = 0.01,
                checkpoint: str | Mapping[str, Tensor] | None = None,
                conv_layers: int | None = 4, fc_layers: int = 3,
-               fc: Sequence[str] | None = None) -> InitReport | None:
-    """Initialise a VGG in place with ``scheme`` (see the module docstring)."""
+               fc: Sequence[str] | None = None, random: str = "paper") -> InitReport | None:
+    """Initialise a VGG in place with ``scheme`` (see the module docstring).
+
+    ``random`` is the scheme of the layers ``from_checkpoint`` leaves random.
+    """
     if scheme not in INIT_SCHEMES:
         raise ValueError(f"unknown init '{scheme}'; choose one of {INIT_SCHEMES}")
+    if random not in RANDOM_SCHEMES:
+        raise ValueError(f"unknown init_random '{random}'; choose one of {RANDOM_SCHEMES}")
     if scheme == "none":
         return None
     if scheme == "from_checkpoint" and checkpoint is None:
         raise ValueError("init='from_checkpoint' needs init_checkpoint=PATH (e.g. a trained net A)")
+    drawn = random if scheme == "from_checkpoint" else scheme
+    stds = scaled_stds(model, std) if drawn == "paper_scaled" else {}
     head = getattr(model, "head", None)
     for module in model.modules():
         if isinstance(module, nn.Conv2d):
             is_fc = head is not None and any(module is m for m in head.children())
-            _init_conv(module, scheme, std, is_fc)
+            _init_conv(module, drawn, stds.get(module, std), is_fc)
         elif isinstance(module, nn.BatchNorm2d):
             nn.init.ones_(module.weight)
             nn.init.zeros_(module.bias)

@@ -151,9 +151,12 @@ class VGG(nn.Module):
         fc_width: width of fc6 and fc7.
         width_mult: multiplier of the conv widths (1.0 = the paper).
         input_size: training crop size; fc6 is a ``input_size // 32`` square conv.
-        init: 'paper' (N(0, init_std^2), biases 0), 'glorot', 'kaiming',
-            'from_checkpoint' (needs ``init_checkpoint``) or 'none'.
+        init: 'paper' (N(0, init_std^2), biases 0), 'paper_scaled' (per layer
+            init_std x sqrt(full-size fan-in / fan-in): a narrow copy keeps
+            the full-size net's gain, :mod:`vggkit.models.init`), 'glorot',
+            'kaiming', 'from_checkpoint' (needs ``init_checkpoint``) or 'none'.
         init_std: standard deviation of the 'paper' initialisation.
+        init_random: the scheme of the layers 'from_checkpoint' does not copy.
         pre_logits_relu: :meth:`pre_logits` returns fc7 after its ReLU.
         adaptive_pool: the FC path average-pools any pool5 map to ``k x k``
             (torchvision's behaviour) instead of raising.
@@ -169,7 +172,8 @@ class VGG(nn.Module):
                  input_size: int = 224, init: str = "paper", init_std: float = 0.01,
                  pre_logits_relu: bool = True, adaptive_pool: bool = False,
                  init_checkpoint: str | None = None, init_conv_layers: int | None = 4,
-                 init_fc_layers: int = 3, init_fc: Sequence[str] | None = None) -> None:
+                 init_fc_layers: int = 3, init_fc: Sequence[str] | None = None,
+                 init_random: str = "paper") -> None:
         super().__init__()
         config, bn_alias = resolve_arch(arch)
         if input_size < 32:
@@ -187,7 +191,8 @@ class VGG(nn.Module):
         self.num_features = self.features[self.conv_names[list(self.conv_names)[-1]]].out_channels
         self.head = VGGHead(self.num_features, input_size // 32, fc_width, num_classes, dropout)
         initialize(self, init, std=init_std, checkpoint=init_checkpoint,
-                   conv_layers=init_conv_layers, fc_layers=init_fc_layers, fc=init_fc)
+                   conv_layers=init_conv_layers, fc_layers=init_fc_layers, fc=init_fc,
+                   random=init_random)
 
     # -- conv stack --------------------------------------------------------------
     def forward_features(self, x: Tensor) -> Tensor:
@@ -292,7 +297,7 @@ def build_vgg(arch: str, num_classes: int | None = None, *, batch_norm: bool = F
               pre_logits_relu: bool = True, adaptive_pool: bool = False,
               init_checkpoint: str | None = None, init_conv_layers: int | None = 4,
               init_fc_layers: int = 3, init_fc: Sequence[str] | None = None,
-              weights: str | None = None) -> VGG:
+              init_random: str = "paper", weights: str | None = None) -> VGG:
     """Build a VGG net of Table 1; see :class:`VGG` for the arguments.
 
     ``weights`` loads published weights by name, ``build_vgg('D',
@@ -308,7 +313,7 @@ def build_vgg(arch: str, num_classes: int | None = None, *, batch_norm: bool = F
                   width_mult=width_mult, input_size=input_size, init=init, init_std=init_std,
                   pre_logits_relu=pre_logits_relu, adaptive_pool=adaptive_pool,
                   init_checkpoint=init_checkpoint, init_conv_layers=init_conv_layers,
-                  init_fc_layers=init_fc_layers, init_fc=init_fc)
+                  init_fc_layers=init_fc_layers, init_fc=init_fc, init_random=init_random)
     if weights is not None:
         from vggkit.weights.resolve import build_with_weights  # the catalogue needs our VGG
         return build_with_weights(weights, arch, num_classes, kwargs)

@@ -1,8 +1,10 @@
 """Linear-SVM transfer on stored features (Appendix B); the CLI is ``vggkit transfer``.
 
 For each protocol split: C is chosen by stratified k-fold on the training
-images (each fold holds out 20 %), the one-vs-rest SVMs are retrained on the
-whole training part and scored on the test part with the task's metric; the
+images (each fold holds out 20 %; the folds are dealt several times when the
+images are few, :func:`vggkit.transfer.svm.fold_repeats`), the one-vs-rest
+SVMs are retrained on the whole training part and scored on the test part
+with the task's metric; the
 oracle (the grid's best C on the test part, in hindsight) is reported beside
 it, as a reference for the selection only: it has seen the test labels, so it
 is biased upwards (:data:`ORACLE_NOTE`). Prints a table, writes the results
@@ -75,7 +77,7 @@ def run_transfer(features: np.ndarray, data: TaskData, task: TransferTask, *, n_
             **_mean_std("", values),
             **({**_mean_std("oracle_", oracle_values), "oracle_note": ORACLE_NOTE} if known else {}),
             "per_split": [float(v) for v in values], "C_grid": sorted(float(c) for c in C_grid),
-            "n_folds": res.n_folds if runs else None,
+            "n_folds": res.n_folds if runs else None, "fold_repeats": res.n_repeats if runs else None,
             "warnings": [f"{r['split']['name']}: {r['selection']['warning']}" for r in runs
                          if r["selection"]["warning"]] + _repeated_splits(splits),
             "splits": runs}
@@ -132,7 +134,8 @@ def format_table(results: dict[str, Any], top: int = 10) -> str:
     """The printed table: metric and chosen C per split next to the oracle's, mean ± std, weakest classes."""
     m = results["metric"]
     lines = [f"task {results['task']}  metric {m} (%)",
-             f"C chosen on {results.get('n_folds') or 1} held-out fold(s) of each split's training images",
+             f"C chosen on {results.get('n_folds') or 1} held-out fold(s) of each split's training images"
+             + (f", dealt {results['fold_repeats']} times" if (results.get("fold_repeats") or 1) > 1 else ""),
              *([ORACLE_NOTE] if "oracle_mean" in results else []),
              f"{'split':<16}{m:>20}{'C':>10}{'oracle C':>10}{'oracle ' + m:>{len(m) + 9}}"]
     width = len(m) + 9
