@@ -15,7 +15,8 @@ from typing import Optional
 
 from vggkit.commands import (add_cfg_options, add_debug_flag, path_text, positive_int,
                              run_command, seed_int)
-from vggkit.engine.train import AMP_CHOICES, LAUNCHERS, build_runner, load_config
+from vggkit.engine.train import AMP_CHOICES, LAUNCHERS, build_runner, load_config  # noqa: F401
+# build_runner and load_config: imported from here by callers of the old layout
 
 
 class _TrainParser(argparse.ArgumentParser):
@@ -84,9 +85,16 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import vggkit  # noqa: F401  (safe torch.load allow-list for resume)
-    build_runner(load_config(args)).train()
+    from vggkit.engine.train import train
+    train(args.config, **training_options(args))
     return 0
+
+
+def training_options(args: argparse.Namespace) -> dict:
+    """The keywords of :func:`vggkit.engine.train.load_config` from parsed ``args``."""
+    return {k: getattr(args, k) for k in (
+        "cfg_options", "data_root", "work_dir", "launcher", "weights", "amp", "channels_last",
+        "seed", "deterministic", "resume", "strict_health", "layer_stats")}
 
 
 if __name__ == "__main__":
