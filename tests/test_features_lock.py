@@ -95,7 +95,7 @@ def no_work(monkeypatch):
     """Fail the test if the tool starts any extraction work."""
     def forbidden(*args, **kwargs):
         raise AssertionError("a refused writer must not load nets or extract")
-    monkeypatch.setattr(extract_tool, "load_net", forbidden)
+    monkeypatch.setattr("vggkit.features.extraction.load_net", forbidden)
     monkeypatch.setattr("vggkit.features.runner.run_extraction", forbidden)  # imported per run
     monkeypatch.setattr(FolderTask, "scan", forbidden)
 

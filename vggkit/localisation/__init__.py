@@ -8,9 +8,18 @@
   :mod:`~vggkit.localisation.protocol`: dense application, greedy merging (over
   the union of several nets' boxes when they are fused), localisation error
   (:mod:`~vggkit.localisation.metrics`);
+* :mod:`~vggkit.localisation.api`: ``localise``, all of it in one call (what
+  ``vggkit localise`` runs);
 * :mod:`~vggkit.localisation.demo`: the whole system on digits pasted on canvases.
 """
 
 #: the test protocols by name (here, with no torch: ``vggkit localise --help`` lists them):
 #: center, one central crop per scale; dense, the nets fully convolutional, boxes merged
 PROTOCOLS = ("center", "dense")
+
+
+def __getattr__(name: str):  # PEP 562: the api imports torch, this package must not
+    if name in ("localise", "format_result"):
+        from vggkit.localisation import api
+        return getattr(api, name)
+    raise AttributeError(f"module 'vggkit.localisation' has no attribute '{name}'")
