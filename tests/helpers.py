@@ -17,6 +17,14 @@ from vggkit.hookspecs import hookimpl
 from vggkit.transfer.task import TaskData, TransferTask
 
 
+def register_plugin(plugin, name: str):
+    """Register a plugin object in this process, as an installed one is; its record."""
+    from vggkit.plugins import PluginInfo, load_plugins
+    info = PluginInfo(name)
+    load_plugins().add(plugin, info)
+    return info
+
+
 def write_store(path, X, labels, ids, subsets, classes, task):
     """A complete feature store as tools/extract_features.py leaves it (manifest + arrays)."""
     path.mkdir()
@@ -39,10 +47,10 @@ def extraction_script(body: str) -> str:
     return ("import os, sys\n"
             f"sys.path.insert(0, {here!r})\n"
             "from helpers import FolderTaskPlugin\n"
-            "from vggkit.plugins import register_plugin\n"
+            "from vggkit.plugins import PluginInfo, load_plugins\n"
             "from vggkit.commands import extract as extract_tool\n"
             "from vggkit.features import runner\n"
-            "register_plugin(FolderTaskPlugin(), 'features_tests')\n"
+            "load_plugins().add(FolderTaskPlugin(), PluginInfo('features_tests'))\n"
             "real = runner.FeatureStore.write_shard\n"
             f"{body}\n"
             "sys.exit(extract_tool.main(sys.argv[1:]))\n")
@@ -541,7 +549,7 @@ def tiny_vgg(num_classes: int, init: str = "kaiming"):
     a full VGG graph whose forward takes milliseconds on one thread."""
     import torch
 
-    from vggkit.models import build_vgg
+    from vggkit.factory import build_vgg
     torch.manual_seed(0)
     return build_vgg("A", num_classes=num_classes, width_mult=1 / 16, fc_width=32,
                      input_size=32, init=init).eval()

@@ -288,7 +288,8 @@ def test_fc_only_finetuning_freezes_the_convs():
 
 
 def test_init_from_a_classifier_copies_all_but_fc8(tmp_path):
-    from vggkit.models import build_vgg, save_checkpoint
+    from vggkit.factory import build_vgg
+    from vggkit.models import save_checkpoint
     cls = build_vgg(num_classes=3, init="kaiming", **TINY)
     save_checkpoint(str(tmp_path / "cls.pth"), cls.state_dict(), {})
     loc = VGGLocaliser(dict(TINY, num_classes=3, init="from_checkpoint",

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,7 +59,7 @@ def test_a_garbage_cached_checkpoint_is_named_kept_and_never_used(offline, capsy
     assert status["vgg13.torchvision"] == "unusable"
     assert status["vgg16.torchvision"] == "not cached"
     assert len(err) == 1 and f"'{bad}'" in err[0] and "delete it" in err[0]
-    from vggkit.models import build_vgg
+    from vggkit.factory import build_vgg
     from vggkit.weights import WeightsError
     with pytest.raises(WeightsError, match="delete it"):  # what --weights NAME goes through
         build_vgg("B", weights="vgg13.torchvision")
@@ -181,11 +182,13 @@ def test_the_renamed_hook_warning_is_shown_by_default(tmp_path):
     (tmp_path / "old_hooks_plugin.py").write_text(OLD_HOOKS_PLUGIN)
     code = textwrap.dedent("""
         import old_hooks_plugin
-        from vggkit.plugins import register_plugin
-        assert register_plugin(old_hooks_plugin, "old").status == "loaded"
+        from vggkit.plugins import PluginInfo, load_plugins
+        info = PluginInfo("old")
+        load_plugins().add(old_hooks_plugin, info)
+        assert info.status == "loaded"
     """)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    env["PYTHONPATH"] = str(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[1])])
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=120)
     assert run.returncode == 0, run.stderr

@@ -23,7 +23,7 @@ def lazy_exports(package: str, exports: dict[str, str]) -> Callable[[str], Any]:
 
 # `import vggkit` does not load torch (~3 s), so every `--help`, argument error and
 # plugin module's `import vggkit` is quick; the model zoo waits until asked.
-__getattr__ = lazy_exports(__name__, {"build_vgg": "models", "load_checkpoint": "models",
+__getattr__ = lazy_exports(__name__, {"build_vgg": "factory", "load_checkpoint": "models",
                                       "save_checkpoint": "models",
                                       "extract_features": "features.api",
                                       "classify": "evaluation.classify"})

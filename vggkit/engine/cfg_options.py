@@ -97,11 +97,11 @@ def _untyped_arguments(path: str) -> dict[str, Any]:
     from mmengine.runner.loops import EpochBasedTrainLoop, IterBasedTrainLoop
     from torch.utils.data import DataLoader
 
-    from vggkit.models.vgg import build_vgg
+    from vggkit.factory import build_defaults
     if not path:
         return {**(_arguments(Runner) or {}), **dict.fromkeys(VGGKIT_TOP_LEVEL)}
     if path in ("model.vgg", "model.backbone"):
-        return _arguments(build_vgg) or {}
+        return build_defaults()
     if path in ("train_dataloader", "val_dataloader", "test_dataloader"):
         return _arguments(DataLoader) or {}
     loops = {"train_cfg": (EpochBasedTrainLoop, IterBasedTrainLoop), "val_cfg": (ValLoop,),

@@ -54,3 +54,24 @@ ALIASES: dict[str, tuple[str, bool]] = {
     "vgg11_bn": ("A", True), "vgg13_bn": ("B", True), "vgg16_bn": ("D", True),
     "vgg19_bn": ("E", True),
 }
+
+
+def known_archs() -> list[str]:
+    """Every name :func:`vggkit.factory.build_vgg` accepts."""
+    return [*CONFIGS, *ALIASES]
+
+
+def resolve_arch(arch: str) -> tuple[str, bool]:
+    """Map a configuration name or alias (any case) to ``(config, batch_norm)``.
+
+    Raises:
+        ValueError: naming the unknown value and every known name.
+    """
+    by_lower = {k.lower(): (k, False) for k in CONFIGS}
+    by_lower.update({k.lower(): v for k, v in ALIASES.items()})
+    key = str(arch).lower()
+    if key not in by_lower:  # 'shallow_b', 'a_lrn'
+        key = key.replace("_", "-")
+    if key not in by_lower:
+        raise ValueError(f"unknown VGG arch '{arch}'; known: {', '.join(known_archs())}")
+    return by_lower[key]

@@ -35,7 +35,8 @@ from vggkit import paths
 from vggkit.errors import plural
 from vggkit.fileio import atomic_write_json, file_sha256
 from vggkit.models.converters import import_weights
-from vggkit.weights.catalogue import WeightsEntry, WeightsError, get_weights_entry
+from vggkit.weights.catalogue import (SHAPE_ARGS, WeightsEntry, WeightsError,  # noqa: F401
+                                      entry_shape, get_weights_entry, vgg_defaults)
 from vggkit.weights.download import (ChecksumError, OfflineError, describe_digest,
                                      digest_matches, download, offline_reason)
 
@@ -294,26 +295,6 @@ def _mismatch(entry: WeightsEntry, meta: Mapping[str, Any]) -> str | None:
 
 
 # -- building ---------------------------------------------------------------------------
-#: build_vgg arguments besides arch and num_classes that shape the weights
-SHAPE_ARGS = ("fc_width", "width_mult", "input_size")
-
-
-def _build_defaults() -> dict[str, Any]:
-    import inspect
-
-    from vggkit.models.vgg import build_vgg
-    return {k: p.default for k, p in inspect.signature(build_vgg).parameters.items()}
-
-
-def entry_shape(entry: WeightsEntry) -> dict[str, Any]:
-    """What the converted checkpoint records: arch, batch_norm, num_classes and SHAPE_ARGS."""
-    from vggkit.models.vgg import resolve_arch
-    config, bn = resolve_arch(entry.arch)
-    defaults = _build_defaults()
-    return {"arch": config, "batch_norm": bn, "num_classes": entry.num_classes,
-            **{k: entry.build_args.get(k, defaults[k]) for k in SHAPE_ARGS}}
-
-
 def pretrained_build_args(name: str, arch: str, num_classes: int | None,
                           given: Mapping[str, Any]) -> tuple[WeightsEntry, dict[str, Any]]:
     """``(entry, build_vgg kwargs)`` for ``build_vgg(arch, num_classes, **given, weights=name)``.
@@ -321,9 +302,9 @@ def pretrained_build_args(name: str, arch: str, num_classes: int | None,
     Arguments that shape the weights left at build_vgg's defaults take the
     entry's values; another arch, num_classes or shape is refused, naming both.
     """
-    from vggkit.models.vgg import resolve_arch
+    from vggkit.models.archs import resolve_arch
     entry = get_weights_entry(name)
-    shape, defaults = entry_shape(entry), _build_defaults()
+    shape, defaults = entry_shape(entry), vgg_defaults()
     config, bn = resolve_arch(arch)
     bn = bool(bn or given.get("batch_norm"))
     if (config, bn) != (shape["arch"], shape["batch_norm"]):
