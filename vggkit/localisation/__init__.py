@@ -17,9 +17,3 @@
 #: center, one central crop per scale; dense, the nets fully convolutional, boxes merged
 PROTOCOLS = ("center", "dense")
 
-
-def __getattr__(name: str):  # PEP 562: the api imports torch, this package must not
-    if name in ("localise", "format_result"):
-        from vggkit.localisation import api
-        return getattr(api, name)
-    raise AttributeError(f"module 'vggkit.localisation' has no attribute '{name}'")
