@@ -33,6 +33,7 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
         "safetensors>=0.4",
+        "filelock>=3.12",  # the weights cache's lock (torch requires it too)
     ],
     extras_require={
         # the fastest CPU inference/extraction path (vggkit.inference)

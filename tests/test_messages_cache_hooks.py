@@ -99,13 +99,13 @@ def test_one_cache_root_with_the_same_folders_whether_or_not_it_is_set(tmp_path,
     from vggkit import demo
     from vggkit.data import filelist
     from vggkit.inference import autotune
-    from vggkit.weights import cache_dir
+    from vggkit.weights import weights_dir
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("VGGKIT_AUTOTUNE_CACHE", raising=False)
     root = tmp_path / "xdg" / "vggkit"
 
     def layout():
-        return (cache_dir(), autotune.cache_path(), demo.cache_dir(),
+        return (weights_dir(), autotune.cache_path(), demo.digits_dir(),
                 filelist._cache_paths("/data", "k")[1])
 
     expected = (root / "weights", str(root / "autotune" / "autotune.json"),
@@ -119,19 +119,19 @@ def test_one_cache_root_with_the_same_folders_whether_or_not_it_is_set(tmp_path,
 
 
 def test_weights_at_the_old_location_are_still_found(env, served, monkeypatch, capsys):
-    from vggkit.weights import cache_dir, resolve_weights
+    from vggkit.weights import resolve_weights, weights_dir
     converted = resolve_weights(NAME, progress=False)
     root = env["vggkit"]
     # the layout of an earlier vggkit with VGGKIT_CACHE set: everything directly in it
     for name in (f"{NAME}.pth", f"{NAME}.json"):
-        shutil.move(cache_dir() / name, root / name)
-    shutil.move(cache_dir() / "downloads", root / "downloads")
+        shutil.move(weights_dir() / name, root / name)
+    shutil.move(weights_dir() / "downloads", root / "downloads")
     monkeypatch.setenv("VGGKIT_OFFLINE", "1")
     assert resolve_weights(NAME) == str(root / f"{NAME}.pth") != converted
     status, out, err = list_status(capsys)
     assert status[NAME] == "cached" and not err
     assert f"read from the old location: {root / f'{NAME}.pth'}" in out
-    assert str(cache_dir()) in out.splitlines()[-1]
+    assert str(weights_dir()) in out.splitlines()[-1]
     # the published file at the old location is found too (converted anew, into weights/)
     os.remove(root / f"{NAME}.pth")
     assert resolve_weights(NAME) == converted

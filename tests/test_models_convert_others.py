@@ -13,7 +13,7 @@ from vggkit.factory import build_vgg
 from vggkit.models import load_checkpoint, normalize
 from vggkit.commands.convert import main as convert_main
 from vggkit.models.converters import MMPretrainConverter, TimmConverter
-from vggkit.models.testing import random_weights
+from helpers import random_weights
 
 
 # -- timm (installed: its own model gives the reference layout and logits) ----------

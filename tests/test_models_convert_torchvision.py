@@ -13,7 +13,7 @@ from torch import nn
 
 from vggkit.factory import build_vgg
 from vggkit.models import load_checkpoint
-from vggkit.models.testing import random_weights
+from helpers import random_weights
 from vggkit.commands.convert import main as convert_main
 from vggkit.models.converters import TorchvisionConverter
 

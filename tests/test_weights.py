@@ -22,7 +22,7 @@ from vggkit.factory import build_vgg
 from vggkit.models import read_checkpoint
 from vggkit.models.converters import TimmConverter
 from vggkit.models.from_config import build_from_config
-from vggkit.models.testing import random_weights
+from helpers import random_weights
 from vggkit.weights import (ChecksumError, DownloadError, OfflineError, WeightsEntry,
                             WeightsError, config_for_weights, converted_path, download_path,
                             get_weights_entry, resolve_weights, weights_names)

@@ -39,9 +39,14 @@ CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 STRATEGIES = ("center", "dense", "multicrop")
 
 
-def cache_dir() -> str:
+def digits_dir() -> str:
     """The demo's data folder, ``digits-v1`` in the cache root (:mod:`vggkit.paths`)."""
     return os.fspath(paths.cache_dir("digits-v1"))
+
+
+#: the old name, which vggkit.weights.cache_dir shared for another folder (the recipe check
+#: still calls it)
+cache_dir = digits_dir
 
 
 def write_digits(root: str, source_classes: int = 6, size: int = 64, val_fraction: float = 0.2,
@@ -108,7 +113,7 @@ def run(work_dir: str, epochs: int = 15, n_train: int = 10, splits: int = 3,
     os.makedirs(work_dir, exist_ok=True)
     device = choose_device(None)
     start = time.time()
-    data = write_digits(data_root or cache_dir())
+    data = write_digits(data_root or digits_dir())
     timings["data"] = time.time() - start
     train_dir = os.path.join(work_dir, "train")
     _stage("train", timings, lambda: train(

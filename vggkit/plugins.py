@@ -27,7 +27,7 @@ from typing import Any
 
 import pluggy
 
-from vggkit import __version__, builtins, hookspecs
+from vggkit import __version__, builtins, hookspecs, renamed
 from vggkit.errors import UserError
 from vggkit.registry import ALL, SCOPE, on_lookup
 
@@ -250,14 +250,10 @@ def plugin_infos(include_builtin: bool = False) -> list[PluginInfo]:
     return [i for i in load_plugins().infos if include_builtin or i.name != SCOPE]
 
 
-def __getattr__(name: str) -> Any:
-    # PluginManager was this module's name for one loading, the name of the pluggy class
-    # it holds: code read load_plugins().pm as if it were a manager's manager
-    if name == "PluginManager":
-        warnings.warn("vggkit.plugins.PluginManager is deprecated; it is PluginLoading",
-                      DeprecationWarning, stacklevel=2)
-        return PluginLoading
-    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")
+# PluginManager was this module's name for one loading, the name of the pluggy class it
+# holds: code read load_plugins().pm as if it were a manager's manager
+__getattr__ = renamed(__name__, {"PluginManager": ("vggkit.plugins.PluginLoading",
+                                                   lambda: PluginLoading)})
 
 
 # registries run this before every lookup (registry imports nothing above it)

@@ -15,7 +15,7 @@ from typing import Optional
 
 from vggkit.commands import (add_cfg_options, add_debug_flag, path_text, positive_int,
                              run_command, seed_int)
-from vggkit.engine.train import AMP_CHOICES, LAUNCHERS, build_runner, load_config  # noqa: F401
+from vggkit.engine.train import AMP_CHOICES, TRAIN_LAUNCHERS, build_runner, load_config  # noqa: F401
 # build_runner and load_config: imported from here by callers of the old layout
 
 
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "bf16 is slower) with a note; 'bf16' or 'fp16' force that dtype")
     parser.add_argument("--channels-last", action="store_true",
                         help="NHWC memory format for weights and inputs")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="none",
+    parser.add_argument("--launcher", choices=TRAIN_LAUNCHERS, default="none",
                         help="job launcher: none (one process), pytorch (torchrun), slurm (srun)")
     parser.add_argument("--seed", type=seed_int, help="random seed (overrides randomness.seed)")
     parser.add_argument("--deterministic", action="store_true",

@@ -21,7 +21,7 @@ from mmengine.config import DictAction
 
 from vggkit.errors import UserError
 
-#: top-level keys vggkit reads with a default (engine.batching, vggkit test), beyond the runner's
+#: top-level keys vggkit reads with a default (engine.batch_size, vggkit test), beyond the runner's
 VGGKIT_TOP_LEVEL = ("total_batch_size", "batch_per_gpu", "base_batch_size", "lr_scaling",
                     "test_scales")
 #: dicts whose keys are free names (hooks by name, process-group arguments)

@@ -14,9 +14,11 @@ import os.path as osp
 import sys
 from typing import Any, Optional
 
+from vggkit import renamed
 from vggkit.errors import UserError
 
-LAUNCHERS = ("none", "pytorch", "slurm")
+#: how training processes start (inference.names.LAUNCHERS is the frozen-net commands')
+TRAIN_LAUNCHERS = ("none", "pytorch", "slurm")
 #: --amp MODE: 'auto' is what a bare --amp means
 AMP_CHOICES = ("auto", "bf16", "fp16")
 _TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
@@ -43,7 +45,7 @@ def load_config(config: Any, *, cfg_options: Optional[dict] = None,
             deterministic=bool(args.deterministic),
             strict_health=bool(getattr(args, "strict_health", False)))
     from vggkit.config import read_config
-    from vggkit.engine.batching import (apply_batch, check_batch_override, scale_learning_rate,
+    from vggkit.engine.batch_size import (apply_batch, check_batch_override, scale_learning_rate,
                                         world_size_from_env)
     from vggkit.engine.datacheck import apply_data_root, check_training_data
 
@@ -298,3 +300,7 @@ def train(config: Any, **options: Any) -> Any:
     runner = build_runner(cfg)
     runner.train()
     return runner
+
+
+# two LAUNCHERS held different values (this one adds slurm): the training one was renamed
+__getattr__ = renamed(__name__, {"LAUNCHERS": ("TRAIN_LAUNCHERS", lambda: TRAIN_LAUNCHERS)})

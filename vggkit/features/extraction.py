@@ -11,7 +11,8 @@ import numpy as np
 
 from vggkit.config import read_config, weights_config
 from vggkit.errors import UserError
-from vggkit.features.store import FeatureStore, sha256_json
+from vggkit.features.arrays import sha256_json
+from vggkit.features.store import FeatureStore
 from vggkit.fileio import file_sha256
 from vggkit.inference.batching import MAX_BATCH_PIXELS
 

@@ -4,7 +4,7 @@
 * :mod:`~vggkit.localisation.annotations`, :mod:`~vggkit.localisation.datasets`:
   ILSVRC XML boxes and a generic CSV/JSON table;
 * :mod:`~vggkit.localisation.transforms`: box-aware rescale, crop, flip;
-* :mod:`~vggkit.localisation.inference`, :mod:`~vggkit.localisation.merging`,
+* :mod:`~vggkit.localisation.candidates`, :mod:`~vggkit.localisation.merging`,
   :mod:`~vggkit.localisation.protocol`: dense application, greedy merging (over
   the union of several nets' boxes when they are fused), localisation error
   (:mod:`~vggkit.localisation.metrics`);

@@ -41,7 +41,7 @@ def localise(localisers: Sequence[tuple[str, str, Optional[Sequence[int]]]], cls
         raise UserError(f"--merge-iou {merge_iou} must lie in (0, 1]")
     from vggkit.engine.scales import check_scales, default_test_scales
     from vggkit.inference.distributed import choose_device
-    from vggkit.localisation.inference import BoxNet
+    from vggkit.localisation.candidates import BoxNet
     from vggkit.localisation.loading import (load_classifier, load_localiser, localiser_config,
                                              test_set, train_scale)
     from vggkit.localisation.protocol import evaluate

@@ -15,12 +15,12 @@ from __future__ import annotations
 import functools
 import importlib
 import re
-import warnings
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from vggkit import renamed
 from vggkit.models.archs import ALIASES, CONFIGS, known_archs, resolve_arch  # noqa: F401
 from vggkit.models.init import initialize
 from vggkit.models.lrn import LocalResponseNorm
@@ -267,11 +267,8 @@ class VGG(nn.Module):
                 f"input_size={self.input_size}, fc_width={self.fc_width}")
 
 
-def __getattr__(name: str) -> Any:
-    # build_vgg moved above the models and the weights, to vggkit.factory; it is found by
-    # name at call time so that the models import nothing from the layers above them
-    if name == "build_vgg":
-        warnings.warn("vggkit.models.build_vgg is deprecated; use vggkit.factory.build_vgg "
-                      "(or vggkit.build_vgg)", DeprecationWarning, stacklevel=2)
-        return importlib.import_module("vggkit.factory").build_vgg
-    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")
+# build_vgg moved above the models and the weights, to vggkit.factory; it is found by name
+# when asked for, so that the models import nothing from the layers above them
+__getattr__ = renamed(__name__, {"build_vgg": (
+    "vggkit.factory.build_vgg (or vggkit.build_vgg)",
+    lambda: importlib.import_module("vggkit.factory").build_vgg)})

@@ -20,11 +20,12 @@ from vggkit.weights.download import ChecksumError, DownloadError, OfflineError, 
 from vggkit.weights.resolve import (cache_dir, cache_report, cached_checkpoint, cached_problem,
                                     config_for_weights, converted_path, download_path,
                                     fetch_weights, legacy_converted_path, resolve_weights,
-                                    weights_status)
+                                    weights_dir, weights_status)
 
 __all__ = ["BUILTIN_WEIGHTS", "ChecksumError", "DownloadError", "OfflineError",
            "UnknownWeightsError", "WeightsEntry", "WeightsError", "WeightsTransform",
            "cache_dir", "cache_report", "cached_checkpoint", "cached_problem",
            "config_for_weights", "converted_path", "download_path", "fetch_weights",
            "get_weights_entry", "imagenet_categories", "legacy_converted_path", "list_weights",
-           "offline_reason", "resolve_weights", "transform", "weights_names", "weights_status"]
+           "offline_reason", "resolve_weights", "transform", "weights_dir", "weights_names",
+           "weights_status"]

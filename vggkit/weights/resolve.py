@@ -3,7 +3,7 @@
 :func:`resolve_weights` looks, in order, at
 
 1. a local path: an existing file is returned as it is (a vggkit checkpoint);
-2. the vggkit cache (:func:`cache_dir`, ``weights/`` in the cache root of
+2. the vggkit cache (:func:`weights_dir`, ``weights/`` in the cache root of
    :mod:`vggkit.paths`): ``NAME.pth``, the converted checkpoint, verified
    (:func:`cached_problem`; one that fails is named, never deleted), else
    ``downloads/NAME/FILE``, the published file (downloaded earlier or put
@@ -41,19 +41,27 @@ from vggkit.weights.download import (ChecksumError, OfflineError, describe_diges
                                      digest_matches, download, offline_reason)
 
 
-def cache_dir() -> Path:
+def weights_dir() -> Path:
     """``weights/`` of the cache root: ``$VGGKIT_CACHE/weights`` (``~/.cache/vggkit/weights``)."""
     return paths.cache_dir("weights")
 
 
+def cache_dir() -> Path:
+    """Deprecated: :func:`weights_dir` (``vggkit.demo`` had a ``cache_dir`` of its own)."""
+    import warnings
+    warnings.warn("vggkit.weights.cache_dir is deprecated; use vggkit.weights.weights_dir",
+                  DeprecationWarning, stacklevel=2)
+    return weights_dir()
+
+
 def converted_path(entry: WeightsEntry) -> Path:
     """Where the converted vggkit checkpoint of ``entry`` is cached."""
-    return cache_dir() / f"{entry.name}.pth"
+    return weights_dir() / f"{entry.name}.pth"
 
 
 def download_path(entry: WeightsEntry) -> Path:
     """Where the published file of ``entry`` is downloaded to (or may be put by hand)."""
-    return cache_dir() / "downloads" / entry.name / entry.filename
+    return weights_dir() / "downloads" / entry.name / entry.filename
 
 
 # An earlier vggkit with VGGKIT_CACHE set kept the weights directly in it (NAME.pth,
@@ -197,7 +205,7 @@ def fetch_weights(entry: WeightsEntry, progress: bool = True) -> str:
     found = _verified_cached(entry)
     if found is None:
         # one process fetches and converts; the others (e.g. torchrun's ranks) wait and reuse it
-        with _exclusive(cache_dir() / f".{entry.name}.lock", entry.name):
+        with _exclusive(weights_dir() / f".{entry.name}.lock", entry.name):
             found = _verified_cached(entry)
             if found is None:
                 found = converted_path(entry)
@@ -218,20 +226,23 @@ def _verified_cached(entry: WeightsEntry) -> Path | None:
 
 @contextmanager
 def _exclusive(path: Path, what: str) -> Iterator[None]:
-    """Hold ``fcntl.flock`` on ``path``, waiting for another holder (no-op without locks)."""
+    """Hold the OS lock on ``path`` (:mod:`filelock`), waiting for another holder and saying so.
+
+    The feature store's writer lock (:mod:`vggkit.features.lock`) refuses instead of
+    waiting and names its holder; here the second process only has to wait its turn.
+    """
+    from filelock import FileLock, Timeout
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
-        try:
-            import fcntl
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                print(f"vggkit: waiting for another process fetching weights '{what}'",
-                      file=sys.stderr)
-                fcntl.flock(f, fcntl.LOCK_EX)
-        except (ImportError, OSError):  # no fcntl (Windows), or a filesystem without locks
-            pass
-        yield  # closing the file releases the lock
+    lock = FileLock(os.fspath(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"vggkit: waiting for another process fetching weights '{what}'", file=sys.stderr)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _sidecar(out: Path) -> Path:
