@@ -33,6 +33,7 @@ setup(
         "tqdm>=4.60",
         "matplotlib>=3.7",
         "safetensors>=0.4",
+        "filelock>=4.2",  # the OS file locks of the weights cache and feature stores (torch needs it too)
     ],
     extras_require={
         # the fastest CPU inference/extraction path (vggkit.inference)

@@ -23,7 +23,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from helpers import FOLDER_CLASSES, FolderTaskPlugin, small_jpeg, zygote  # noqa: E402
+from helpers import FOLDER_CLASSES, FolderTaskPlugin, register_plugin, small_jpeg, zygote  # noqa: E402
 
 
 def write_distribution(root: Path, dist: str, entry_points: dict[str, str],
@@ -90,7 +90,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def folder_task():
     """FolderTask registered for a module (``pytestmark = usefixtures('folder_task')``)."""
-    from vggkit.plugins import register_plugin, reload_plugins
+    from vggkit.plugins import reload_plugins
     register_plugin(FolderTaskPlugin(), "features_tests")
     yield
     reload_plugins()
@@ -109,7 +109,7 @@ def feature_setup(tmp_path_factory) -> dict:
     # the mirror of cat/img_0, decoded and re-saved losslessly
     Image.open(data / "cat" / "img_0.jpg").transpose(Image.FLIP_LEFT_RIGHT).save(
         data / "cat" / "img_9_mirror.png")
-    from vggkit.models import build_vgg
+    from vggkit.factory import build_vgg
     out = {"root": root, "data": data, "n": 2 * len(sizes) + 1}
     for name, fc in (("d", 64), ("e", 32)):
         torch.manual_seed(len(name) + fc)

@@ -3,6 +3,7 @@ fixtures built on them are in conftest.py)."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import struct
 import subprocess
@@ -15,6 +16,62 @@ from PIL import Image
 from vggkit.evaluation.strategies import CropStrategy, grid_offsets
 from vggkit.hookspecs import hookimpl
 from vggkit.transfer.task import TaskData, TransferTask
+
+
+def random_weights(model, seed: int = 0):
+    """Materialise ``model`` (possibly on the meta device) with random weights, in eval mode.
+
+    Weights ~ N(0, 2/fan_in) (He scaling keeps deep activations O(1), so compared
+    logits are not vanishingly small), biases ~ U(-0.1, 0.1), BN running
+    variances ~ U(0.5, 1.5). Building on ``torch.device('meta')`` and filling
+    here is several times faster than PyTorch's default initialisation.
+    """
+    import torch
+    if any(t.is_meta for t in model.state_dict().values()):
+        model = model.to_empty(device="cpu")
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith("num_batches_tracked"):
+                tensor.zero_()
+            elif name.endswith("running_var"):
+                tensor.uniform_(0.5, 1.5, generator=g)
+            elif tensor.ndim > 1:
+                tensor.normal_(0, math.sqrt(2 / tensor[0].numel()), generator=g)
+            else:
+                tensor.uniform_(-0.1, 0.1, generator=g)
+    return model.eval()
+
+
+def forget_runners() -> None:
+    """Drop the loggers of the runners a test built. A command runs one runner per
+    process; here mmengine's global loggers outlive a test, and one reused by a later
+    runner of the same name (its timestamp) writes to a stream pytest has since closed
+    (a '--- Logging error ---' traceback)."""
+    from mmengine.logging import MMLogger
+    for logger in list(MMLogger._instance_dict.values()):  # noqa: SLF001 - no public reset
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+    MMLogger._instance_dict.clear()  # noqa: SLF001
+
+
+def train_in_process(config, **options):
+    """Train ``config`` as ``vggkit train`` does (:func:`vggkit.engine.train.train`), in this
+    process; the trained runner."""
+    from vggkit.engine.train import train
+    try:
+        return train(str(config), **options)
+    finally:
+        forget_runners()
+
+
+def register_plugin(plugin, name: str):
+    """Register a plugin object in this process, as an installed one is; its record."""
+    from vggkit.plugins import PluginInfo, load_plugins
+    info = PluginInfo(name)
+    load_plugins().add(plugin, info)
+    return info
 
 
 def write_store(path, X, labels, ids, subsets, classes, task):
@@ -39,10 +96,10 @@ def extraction_script(body: str) -> str:
     return ("import os, sys\n"
             f"sys.path.insert(0, {here!r})\n"
             "from helpers import FolderTaskPlugin\n"
-            "from vggkit.plugins import register_plugin\n"
+            "from vggkit.plugins import PluginInfo, load_plugins\n"
             "from vggkit.commands import extract as extract_tool\n"
             "from vggkit.features import runner\n"
-            "register_plugin(FolderTaskPlugin(), 'features_tests')\n"
+            "load_plugins().add(FolderTaskPlugin(), PluginInfo('features_tests'))\n"
             "real = runner.FeatureStore.write_shard\n"
             f"{body}\n"
             "sys.exit(extract_tool.main(sys.argv[1:]))\n")
@@ -118,7 +175,7 @@ _ZYGOTE_PRELOAD = (
     "vggkit.data.data_preprocessor", "vggkit.evaluation.metrics", "vggkit.models.vgg",
     "vggkit.localisation.model", "vggkit.localisation.datasets",
     "vggkit.localisation.transforms", "vggkit.localisation.metrics",
-    "vggkit.localisation.inference", "vggkit.localisation.protocol",
+    "vggkit.localisation.candidates", "vggkit.localisation.protocol",
 )
 
 _ZYGOTE_SOURCE = r'''
@@ -541,7 +598,7 @@ def tiny_vgg(num_classes: int, init: str = "kaiming"):
     a full VGG graph whose forward takes milliseconds on one thread."""
     import torch
 
-    from vggkit.models import build_vgg
+    from vggkit.factory import build_vgg
     torch.manual_seed(0)
     return build_vgg("A", num_classes=num_classes, width_mult=1 / 16, fc_width=32,
                      input_size=32, init=init).eval()

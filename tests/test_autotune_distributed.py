@@ -17,7 +17,7 @@ RANK_SCRIPT = textwrap.dedent("""
     from vggkit.inference import autotune, backends
     from vggkit.inference.distributed import join_process_group
     from vggkit.inference.runners import compile_for_inference
-    from vggkit.models import build_vgg
+    from vggkit.factory import build_vgg
 
     rank, out = int(os.environ["RANK"]), sys.argv[1]
     backends.onnxruntime_available = autotune.onnxruntime_available = lambda: False

@@ -18,7 +18,8 @@ import vggkit
 from helpers import REPO, make_split_folder
 from vggkit.safe_load import (HASH_KEY, CheckpointError, UnsafeCheckpointError,
                                UnverifiedCheckpointWarning, torch_load)
-from vggkit.models import build_vgg, read_checkpoint, save_checkpoint
+from vggkit.factory import build_vgg
+from vggkit.models import read_checkpoint, save_checkpoint
 
 VGG_CFG = dict(arch="A", num_classes=3, width_mult=1 / 16, input_size=32, fc_width=32)
 TINY = str(REPO / "configs" / "tiny" / "vgg_a_tiny.py")

@@ -21,8 +21,9 @@ from torch import nn
 import vggkit
 from test_weights import TINY, env, register, server, torch_bytes  # noqa: F401 - fixtures
 from vggkit.commands.classify import main
-from vggkit.models import build_vgg, save_checkpoint
-from vggkit.models.testing import random_weights
+from vggkit.factory import build_vgg
+from vggkit.models import save_checkpoint
+from helpers import random_weights
 from vggkit.weights import WeightsEntry, get_weights_entry, imagenet_categories, transform
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -52,31 +52,23 @@ def test_a_second_demo_in_the_same_work_dir_starts_its_feature_store_afresh(tmp_
                                                                              monkeypatch):
     """The train stage writes a new checkpoint each time, and a store refuses to resume from
     another checkpoint's features: a stale store must not survive into the extract stage."""
-    import json
-
     from vggkit import demo as d
-    from vggkit.commands import extract, test, train, transfer
     work = tmp_path / "work"
     stale = work / "features" / "meta.json"
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")  # what an earlier demo left
     seen = {}
 
-    def fake_extract(argv):
+    def fake_extract(*args, **kwargs):
         seen["stale store at extract"] = stale.exists()
-        return 0
 
-    def fake_json(flag):
-        def main(argv):
-            with open(argv[argv.index(flag) + 1], "w") as f:
-                json.dump({}, f)
-            return 0
-        return main
     monkeypatch.setattr(d, "write_digits", lambda root: {"source": "s", "target": "t"})
     monkeypatch.setattr(d, "last_checkpoint", lambda path: "ckpt.pth")
-    monkeypatch.setattr(train, "main", lambda argv: 0)
-    monkeypatch.setattr(test, "main", fake_json("--out"))
-    monkeypatch.setattr(extract, "main", fake_extract)
-    monkeypatch.setattr(transfer, "main", fake_json("--out"))
+    monkeypatch.setattr(d, "transfer_store", lambda *args: {"plot": "p.png"})
+    monkeypatch.setattr("vggkit.config.read_config", lambda path: None)
+    monkeypatch.setattr("vggkit.engine.train.train", lambda *args, **kwargs: None)
+    monkeypatch.setattr("vggkit.evaluation.api.evaluate_nets", lambda *args, **kwargs: ({}, None))
+    monkeypatch.setattr("vggkit.evaluation.metrics.format_results", lambda results: "")
+    monkeypatch.setattr("vggkit.features.extraction.extract", fake_extract)
     d.run(str(work), progress=False)
     assert seen == {"stale store at extract": False}

@@ -16,7 +16,7 @@ RECORDER = textwrap.dedent("""
     from mmengine.dist import get_rank
     from mmengine.hooks import Hook
     from vggkit.hookspecs import hookimpl
-    from vggkit.plugins import register_plugin
+    from vggkit.plugins import PluginInfo, load_plugins
     from vggkit.engine import train
     from vggkit.commands.train import parse_args
 
@@ -33,7 +33,7 @@ RECORDER = textwrap.dedent("""
         def vggkit_register_hooks(self, register):
             register(RecordSamples)
 
-    register_plugin(Plugin(), 'recorder')
+    load_plugins().add(Plugin(), PluginInfo('recorder'))
     cfg = train.load_config(parse_args(sys.argv[1:]))
     cfg.custom_hooks.append(dict(type='RecordSamples'))
     train.build_runner(cfg).train()

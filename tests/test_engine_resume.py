@@ -25,7 +25,7 @@ KILLER = textwrap.dedent("""
     import os, signal, sys
     from mmengine.hooks import Hook
     from vggkit.hookspecs import hookimpl
-    from vggkit.plugins import register_plugin
+    from vggkit.plugins import PluginInfo, load_plugins
     from vggkit.engine import train
     from vggkit.commands.train import parse_args
 
@@ -42,7 +42,7 @@ KILLER = textwrap.dedent("""
         def vggkit_register_hooks(self, register):
             register(KillAt)
 
-    register_plugin(Plugin(), 'killer')
+    load_plugins().add(Plugin(), PluginInfo('killer'))
     at, argv = int(sys.argv[1]), sys.argv[2:]
     cfg = train.load_config(parse_args(argv))
     cfg.custom_hooks.append(dict(type='KillAt', at=at))

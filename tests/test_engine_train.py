@@ -131,7 +131,7 @@ def test_command_line_options_reach_the_config(tmp_path):
 
 def test_paper_configs_load_with_the_paper_recipe():
     from mmengine.config import Config
-    from vggkit.engine.batching import apply_batch
+    from vggkit.engine.batch_size import apply_batch
     expected = {"vgg11_a": ("A", 0.01, 256), "vgg11_a_lrn": ("A-LRN", 0.01, 256),
                 "vgg13_b": ("B", 0.01, 256), "vgg16_c": ("C", 0.01, 256),
                 "vgg16_d": ("D", 0.01, 256), "vgg19_e": ("E", 0.01, 256),

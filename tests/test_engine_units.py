@@ -15,7 +15,7 @@ import torch
 from mmengine.config import Config
 
 from helpers import env
-from vggkit.engine.batching import apply_batch, scale_learning_rate, split_batch
+from vggkit.engine.batch_size import apply_batch, scale_learning_rate, split_batch
 from vggkit.engine.hooks.checkpoint import BACKEND_NAME, find_resume_checkpoint
 from vggkit.engine.scales import checkpoint_train_scale
 from vggkit.engine.seeding import SeededDataset

@@ -187,7 +187,8 @@ def test_bad_inputs(tiny):
 
 @pytest.fixture
 def ten_crop_plugin():
-    from vggkit.plugins import register_plugin, reload_plugins
+    from helpers import register_plugin
+    from vggkit.plugins import reload_plugins
     register_plugin(TenCropPlugin, "tencrop")
     yield
     reload_plugins()

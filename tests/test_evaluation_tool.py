@@ -17,7 +17,8 @@ from sklearn.metrics import top_k_accuracy_score
 from helpers import TenCropPlugin
 from vggkit.evaluation.posteriors import load_posteriors
 from vggkit.commands.test import main
-from vggkit.models import build_vgg, save_checkpoint
+from vggkit.factory import build_vgg
+from vggkit.models import save_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -191,7 +192,8 @@ def test_pass_crops_caps_each_pass_and_leaves_the_posteriors(setup, baseline, mo
 
 def test_plugin_strategy_through_the_tool(setup):
     tmp, _, cfg, ckpt, *_ = setup
-    from vggkit.plugins import register_plugin, reload_plugins
+    from helpers import register_plugin
+    from vggkit.plugins import reload_plugins
     register_plugin(TenCropPlugin, "tencrop")
     try:
         assert _run(cfg, ckpt, "--strategy", "10crop", "--scales", "40",

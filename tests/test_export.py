@@ -78,7 +78,7 @@ def test_export_refuses_bad_arguments_in_one_line(net, tmp_path, capsys):
 
 
 def test_export_of_published_weights_by_name(env, served, tmp_path):  # noqa: F811
-    from vggkit.models import build_vgg
+    from vggkit.factory import build_vgg
     out = tmp_path / "w.pt"
     assert export_cli.main(["--weights", NAME, "--format", "torchscript", "--output", str(out),
                             "--output-kind", "dense"]) == 0

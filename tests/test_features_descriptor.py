@@ -14,7 +14,7 @@ from vggkit.features.descriptor import flip_pooled
 from vggkit.features.extractor import FeatureExtractor, Net, SizeBatcher
 from vggkit.inference.backends import onnxruntime_available
 from vggkit.inference.batching import size_batches
-from vggkit.models import build_vgg
+from vggkit.factory import build_vgg
 from vggkit.models.preprocess import CAFFE_PREPROCESS, normalize, normalize_
 
 PRE = {"mean": [120.0, 110.0, 100.0], "std": [60.0, 50.0, 40.0], "bgr": False}

@@ -20,7 +20,7 @@ import torch
 from helpers import extraction_script
 from helpers import FolderTask, run_extract
 from vggkit.commands import extract as extract_tool
-from vggkit.features import lock as lock_mod, runner
+from vggkit.features import runner
 from vggkit.features.lock import LOCK_FILE, StoreLock, StoreLockedError
 from vggkit.features.store import StoreError, load_features
 
@@ -95,7 +95,7 @@ def no_work(monkeypatch):
     """Fail the test if the tool starts any extraction work."""
     def forbidden(*args, **kwargs):
         raise AssertionError("a refused writer must not load nets or extract")
-    monkeypatch.setattr(extract_tool, "load_net", forbidden)
+    monkeypatch.setattr("vggkit.features.extraction.load_net", forbidden)
     monkeypatch.setattr("vggkit.features.runner.run_extraction", forbidden)  # imported per run
     monkeypatch.setattr(FolderTask, "scan", forbidden)
 
@@ -142,18 +142,15 @@ def test_another_process_holding_the_lock_is_named(tmp_path):
     StoreLock(str(tmp_path)).acquire().release()  # free once the holder let go
 
 
-@pytest.mark.parametrize("broken", ["no fcntl", "ENOLCK"])
-def test_without_os_locks_it_warns_and_goes_on(tmp_path, monkeypatch, broken):
-    if broken == "no fcntl":  # Windows
-        monkeypatch.setattr(lock_mod, "fcntl", None)
-    else:  # e.g. NFS without a lock daemon
-        class NoLocks:
-            LOCK_EX, LOCK_NB = 2, 4
+@pytest.mark.parametrize("errno_name", ["ENOSYS", "ENOLCK"])
+def test_without_os_locks_it_warns_and_goes_on(tmp_path, monkeypatch, errno_name):
+    import errno
 
-            @staticmethod
-            def flock(fd, op):
-                raise OSError(lock_mod.errno.ENOLCK, "No locks available")
-        monkeypatch.setattr(lock_mod, "fcntl", NoLocks)
+    import filelock._unix
+
+    def no_locks(fd):  # e.g. NFS without a lock daemon (ENOLCK), a platform without flock
+        raise OSError(getattr(errno, errno_name), "No locks available")
+    monkeypatch.setattr(filelock._unix, "lock_fd_nonblocking", no_locks)
     with pytest.warns(UserWarning, match="not locked against a second writer"):
         with StoreLock(str(tmp_path)) as lock:
             assert not lock.held

@@ -12,7 +12,8 @@ import torch
 
 from helpers import CLASSES, REPO, make_split_folder, tiny_vgg
 from test_weights import NAME, env, register, served, server  # noqa: F401  (fixtures)
-from vggkit.models import build_vgg, read_checkpoint
+from vggkit.factory import build_vgg
+from vggkit.models import read_checkpoint
 from vggkit.models.init import init_from_checkpoint
 from vggkit.models.io import load_checkpoint, save_checkpoint
 from vggkit.weights import resolve_weights

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import REPO, make_split_folder, write_store
+from helpers import REPO, forget_runners, make_split_folder, write_store
 from vggkit.cli import SUBCOMMANDS
 
 #: cases run per command, printed by conftest's terminal summary
@@ -111,19 +111,6 @@ def run_case(main, argv: list[str], capsys) -> tuple[object, str]:
         signal.signal(signal.SIGALRM, previous)
         forget_runners()
     return status, capsys.readouterr().err
-
-
-def forget_runners() -> None:
-    """Drop the loggers of the runners a case built. A command runs one runner per
-    process; here mmengine's global loggers outlive a case, and one reused by a later
-    runner of the same name (its timestamp) writes to a stream pytest has since closed
-    (a '--- Logging error ---' traceback on that case)."""
-    from mmengine.logging import MMLogger
-    for logger in list(MMLogger._instance_dict.values()):  # noqa: SLF001 - no public reset
-        for handler in list(logger.handlers):
-            logger.removeHandler(handler)
-            handler.close()
-    MMLogger._instance_dict.clear()  # noqa: SLF001
 
 
 def check_outcome(prog: str, argv: list[str], status: object, err: str) -> str | None:

@@ -12,7 +12,7 @@ from vggkit.inference import backends, distributed
 from vggkit.inference.backends import BackendUnavailableError, choose, reduced_precision
 from vggkit.inference.batching import size_batches
 from vggkit.inference.views import image_views
-from vggkit.models import build_vgg
+from vggkit.factory import build_vgg
 
 
 @pytest.fixture(scope="module")

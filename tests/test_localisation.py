@@ -17,7 +17,7 @@ from vggkit.localisation import transforms as T
 from vggkit.localisation.annotations import AnnotationError, label_records, read_table, read_xml
 from vggkit.localisation.boxes import iou
 from vggkit.localisation.datasets import BoxList, ILSVRCLocalisation
-from vggkit.localisation.inference import candidates, window_boxes
+from vggkit.localisation.candidates import candidates, window_boxes
 from vggkit.localisation.merging import merge_boxes
 from vggkit.localisation.metrics import is_localised, localisation_error
 from vggkit.localisation.model import VGGLocaliser, class_boxes, l2_loss
@@ -163,7 +163,7 @@ def test_greedy_merging_by_hand():
 
 
 def test_guesses_rank_classes_and_merge_each_class_boxes():
-    from vggkit.localisation.inference import Candidates
+    from vggkit.localisation.candidates import Candidates
     from vggkit.localisation.protocol import guesses
     found = Candidates(boxes=np.array([[[0, 0, 10, 10]], [[1, 0, 11, 10]], [[50, 50, 70, 70]]]),
                        confidences=np.array([[0.9, 0.1], [0.8, 0.2], [0.1, 0.9]]),
@@ -288,7 +288,8 @@ def test_fc_only_finetuning_freezes_the_convs():
 
 
 def test_init_from_a_classifier_copies_all_but_fc8(tmp_path):
-    from vggkit.models import build_vgg, save_checkpoint
+    from vggkit.factory import build_vgg
+    from vggkit.models import save_checkpoint
     cls = build_vgg(num_classes=3, init="kaiming", **TINY)
     save_checkpoint(str(tmp_path / "cls.pth"), cls.state_dict(), {})
     loc = VGGLocaliser(dict(TINY, num_classes=3, init="from_checkpoint",

@@ -13,7 +13,7 @@ from PIL import Image
 
 from helpers import REPO, ToolRun
 from vggkit.commands.localise import build_parser, localiser_specs, main
-from vggkit.localisation.inference import BoxNet, Candidates, fused_candidates, union
+from vggkit.localisation.candidates import BoxNet, Candidates, fused_candidates, union
 from vggkit.localisation.protocol import class_box, guesses
 
 pytestmark = pytest.mark.usefixtures("one_thread")

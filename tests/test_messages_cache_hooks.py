@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import warnings
+from pathlib import Path
 
 import pytest
 import torch
@@ -58,7 +59,7 @@ def test_a_garbage_cached_checkpoint_is_named_kept_and_never_used(offline, capsy
     assert status["vgg13.torchvision"] == "unusable"
     assert status["vgg16.torchvision"] == "not cached"
     assert len(err) == 1 and f"'{bad}'" in err[0] and "delete it" in err[0]
-    from vggkit.models import build_vgg
+    from vggkit.factory import build_vgg
     from vggkit.weights import WeightsError
     with pytest.raises(WeightsError, match="delete it"):  # what --weights NAME goes through
         build_vgg("B", weights="vgg13.torchvision")
@@ -98,13 +99,13 @@ def test_one_cache_root_with_the_same_folders_whether_or_not_it_is_set(tmp_path,
     from vggkit import demo
     from vggkit.data import filelist
     from vggkit.inference import autotune
-    from vggkit.weights import cache_dir
+    from vggkit.weights import weights_dir
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     monkeypatch.delenv("VGGKIT_AUTOTUNE_CACHE", raising=False)
     root = tmp_path / "xdg" / "vggkit"
 
     def layout():
-        return (cache_dir(), autotune.cache_path(), demo.cache_dir(),
+        return (weights_dir(), autotune.cache_path(), demo.digits_dir(),
                 filelist._cache_paths("/data", "k")[1])
 
     expected = (root / "weights", str(root / "autotune" / "autotune.json"),
@@ -118,19 +119,19 @@ def test_one_cache_root_with_the_same_folders_whether_or_not_it_is_set(tmp_path,
 
 
 def test_weights_at_the_old_location_are_still_found(env, served, monkeypatch, capsys):
-    from vggkit.weights import cache_dir, resolve_weights
+    from vggkit.weights import resolve_weights, weights_dir
     converted = resolve_weights(NAME, progress=False)
     root = env["vggkit"]
     # the layout of an earlier vggkit with VGGKIT_CACHE set: everything directly in it
     for name in (f"{NAME}.pth", f"{NAME}.json"):
-        shutil.move(cache_dir() / name, root / name)
-    shutil.move(cache_dir() / "downloads", root / "downloads")
+        shutil.move(weights_dir() / name, root / name)
+    shutil.move(weights_dir() / "downloads", root / "downloads")
     monkeypatch.setenv("VGGKIT_OFFLINE", "1")
     assert resolve_weights(NAME) == str(root / f"{NAME}.pth") != converted
     status, out, err = list_status(capsys)
     assert status[NAME] == "cached" and not err
     assert f"read from the old location: {root / f'{NAME}.pth'}" in out
-    assert str(cache_dir()) in out.splitlines()[-1]
+    assert str(weights_dir()) in out.splitlines()[-1]
     # the published file at the old location is found too (converted anew, into weights/)
     os.remove(root / f"{NAME}.pth")
     assert resolve_weights(NAME) == converted
@@ -181,11 +182,13 @@ def test_the_renamed_hook_warning_is_shown_by_default(tmp_path):
     (tmp_path / "old_hooks_plugin.py").write_text(OLD_HOOKS_PLUGIN)
     code = textwrap.dedent("""
         import old_hooks_plugin
-        from vggkit.plugins import register_plugin
-        assert register_plugin(old_hooks_plugin, "old").status == "loaded"
+        from vggkit.plugins import PluginInfo, load_plugins
+        info = PluginInfo("old")
+        load_plugins().add(old_hooks_plugin, info)
+        assert info.status == "loaded"
     """)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    env["PYTHONPATH"] = str(tmp_path)
+    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(Path(__file__).resolve().parents[1])])
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
                          timeout=120)
     assert run.returncode == 0, run.stderr

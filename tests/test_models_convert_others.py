@@ -9,10 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vggkit.models import build_vgg, load_checkpoint, normalize
+from vggkit.factory import build_vgg
+from vggkit.models import load_checkpoint, normalize
 from vggkit.commands.convert import main as convert_main
 from vggkit.models.converters import MMPretrainConverter, TimmConverter
-from vggkit.models.testing import random_weights
+from helpers import random_weights
 
 
 # -- timm (installed: its own model gives the reference layout and logits) ----------

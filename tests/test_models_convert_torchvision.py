@@ -11,8 +11,9 @@ import torch
 import torchvision
 from torch import nn
 
-from vggkit.models import build_vgg, load_checkpoint
-from vggkit.models.testing import random_weights
+from vggkit.factory import build_vgg
+from vggkit.models import load_checkpoint
+from helpers import random_weights
 from vggkit.commands.convert import main as convert_main
 from vggkit.models.converters import TorchvisionConverter
 

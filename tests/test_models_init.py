@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from vggkit.safe_load import UnsafeCheckpointError
-from vggkit.models import (DEFAULT_PREPROCESS, build_vgg, init_from_checkpoint, load_checkpoint,
-                           normalize, save_checkpoint)
+from vggkit.factory import build_vgg
+from vggkit.models import (DEFAULT_PREPROCESS, init_from_checkpoint, load_checkpoint, normalize,
+                           save_checkpoint)
 
 SMALL = dict(width_mult=0.0625, fc_width=16, num_classes=5, input_size=32)
 

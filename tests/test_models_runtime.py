@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vggkit.models import build_vgg
+from vggkit.factory import build_vgg
 from vggkit.inference.backends import available_backends
 from vggkit.inference.runners import compile_for_inference
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 import torchvision
 from torch import nn
 
-from vggkit.models import build_vgg
+from vggkit.factory import build_vgg
 from vggkit.models.lrn import LocalResponseNorm
 
 # docs/paper.md#table-1 and #table-2: exact counts at 1000 classes, biases included
@@ -180,3 +180,21 @@ def test_registered_through_plugin():
     assert model.arch == "B" and MODELS.get("VGGHead") is not None
     for name in ("torchvision", "timm", "mmpretrain", "caffe"):
         assert WEIGHT_CONVERTERS.get(name) is not None
+
+
+def test_one_builder_above_models_and_weights():
+    """``build_vgg`` takes VGG's keywords through, not a copy of them; the old import paths
+    still work and say where the builder went."""
+    import inspect
+
+    from vggkit import factory
+    from vggkit.models.vgg import VGG
+    assert list(inspect.signature(factory.build_vgg).parameters) == [
+        "arch", "num_classes", "weights", "kwargs"]
+    model = factory.build_vgg("A", 7, init="none", width_mult=0.0625, fc_width=32)
+    assert isinstance(model, VGG) and model.num_classes == 7
+    with pytest.warns(DeprecationWarning, match="vggkit.factory.build_vgg"):
+        from vggkit.models.vgg import build_vgg as old
+    assert old is factory.build_vgg
+    with pytest.raises(TypeError, match="fc_widht"):
+        factory.build_vgg("A", fc_widht=16)

@@ -19,7 +19,7 @@ from vggkit.inference import autotune
 from vggkit.inference import pass_cap as cap_module
 from vggkit.inference.pass_cap import (PASS_CROPS_ENV, activation_bytes_per_pixel,
                                        fastest_pass, memory_crops, pass_cap, time_per_crop)
-from vggkit.models import build_vgg
+from vggkit.factory import build_vgg
 
 #: identity preprocessing: the net sees the raw 0-255 pixel values
 RAW = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "bgr": False}

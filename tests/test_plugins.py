@@ -10,7 +10,8 @@ import pytest
 from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import DefaultScope
 
-from vggkit.plugins import PluginError, plugin_infos, register_plugin, reload_plugins
+from helpers import register_plugin
+from vggkit.plugins import PluginError, plugin_infos, reload_plugins
 from vggkit.registry import TRANSFORMS, PluginConflictError
 
 TRANSFORM_SRC = '''

@@ -174,7 +174,7 @@ def test_shared_crops_are_described_once():
 def test_describe_images_of_regions_in_python():
     import torch
     from vggkit.features.extractor import FeatureExtractor, Net
-    from vggkit.models import build_vgg
+    from vggkit.factory import build_vgg
     torch.manual_seed(0)
     model = build_vgg("A", num_classes=3, width_mult=1 / 16, fc_width=16, input_size=32).eval()
     ex = FeatureExtractor([Net(model, {"mean": [120.0] * 3, "std": [60.0] * 3, "bgr": False})],

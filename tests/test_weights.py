@@ -18,10 +18,11 @@ from torch import nn
 
 from vggkit.commands import weights as weights_cli
 from vggkit.hookspecs import hookimpl
-from vggkit.models import build_vgg, read_checkpoint
+from vggkit.factory import build_vgg
+from vggkit.models import read_checkpoint
 from vggkit.models.converters import TimmConverter
 from vggkit.models.from_config import build_from_config
-from vggkit.models.testing import random_weights
+from helpers import random_weights
 from vggkit.weights import (ChecksumError, DownloadError, OfflineError, WeightsEntry,
                             WeightsError, config_for_weights, converted_path, download_path,
                             get_weights_entry, resolve_weights, weights_names)
@@ -52,7 +53,8 @@ def env(tmp_path, monkeypatch):
 @pytest.fixture
 def register():
     """Register catalogue entries through the hook, as a plugin does (once per test)."""
-    from vggkit.plugins import register_plugin, reload_plugins
+    from helpers import register_plugin
+    from vggkit.plugins import reload_plugins
 
     def add(*entries):
         class WeightsPlugin:

@@ -6,16 +6,18 @@ scans that ship with scikit-learn, so nothing is downloaded):
 1. data      the digits written once as PNG image folders (upscaled to 64×64)
              under the cache directory: source classes 0-5 (train/val) and
              target classes 6-9, which the net never sees;
-2. train     ``tools/train.py configs/tiny/vgg_a_digits.py``: net A at 1/4 width
-             with the paper's recipe shape (scale jittering, random crops,
-             flips, PCA colour, plateau schedule) on the source classes;
-3. test      ``tools/test.py`` with the ``center``, ``dense`` and ``multicrop``
-             protocols over three scales on the source validation images;
-4. transfer  ``tools/extract_features.py`` (dense fc7, flip-averaged,
-             L2-normalised) on the target classes, then
-             ``tools/svm_transfer.py``: linear SVMs from a few training images
-             per class (Appendix B in miniature).
+2. train     :func:`vggkit.engine.train.train` of ``configs/tiny/vgg_a_digits.py``:
+             net A at 1/4 width with the paper's recipe shape (scale jittering,
+             random crops, flips, PCA colour, plateau schedule) on the source classes;
+3. test      :func:`vggkit.evaluation.evaluate_nets` with the ``center``, ``dense``
+             and ``multicrop`` protocols over three scales on the source validation
+             images;
+4. transfer  :func:`vggkit.features.extract` (dense fc7, flip-averaged,
+             L2-normalised) on the target classes, then linear SVMs from a few
+             training images per class (Appendix B in miniature).
 
+Each stage is the library call the matching tool (``tools/train.py``,
+``tools/test.py``, ``tools/extract_features.py``, ``tools/svm_transfer.py``) makes.
 It prints a results table and the paths of the PNG plots.
 """
 from __future__ import annotations
@@ -37,9 +39,14 @@ CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))
 STRATEGIES = ("center", "dense", "multicrop")
 
 
-def cache_dir() -> str:
+def digits_dir() -> str:
     """The demo's data folder, ``digits-v1`` in the cache root (:mod:`vggkit.paths`)."""
     return os.fspath(paths.cache_dir("digits-v1"))
+
+
+#: the old name, which vggkit.weights.cache_dir shared for another folder (the recipe check
+#: still calls it)
+cache_dir = digits_dir
 
 
 def write_digits(root: str, source_classes: int = 6, size: int = 64, val_fraction: float = 0.2,
@@ -76,13 +83,12 @@ def write_digits(root: str, source_classes: int = 6, size: int = 64, val_fractio
     return paths
 
 
-def _stage(name: str, timings: dict[str, float], fn: Callable[[], int]) -> None:
+def _stage(name: str, timings: dict[str, float], fn: Callable[[], Any]) -> Any:
     print(f"\n=== {name} ===", flush=True)
     start = time.time()
-    code = fn()
+    result = fn()
     timings[name] = time.time() - start
-    if code:
-        raise SystemExit(f"demo: stage '{name}' failed with exit code {code}")
+    return result
 
 
 def last_checkpoint(work_dir: str) -> str:
@@ -96,45 +102,62 @@ def last_checkpoint(work_dir: str) -> str:
 def run(work_dir: str, epochs: int = 15, n_train: int = 10, splits: int = 3,
         data_root: str | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the four stages; returns the results the table is made of."""
-    from vggkit.commands.train import main as train_main
-    from vggkit.commands.test import main as test_main
-    from vggkit.commands.extract import main as extract_main
-    from vggkit.commands.transfer import main as svm_main
+    from vggkit.config import read_config
+    from vggkit.engine.train import train
+    from vggkit.evaluation import evaluate_nets, format_results
+    from vggkit.features import extract
+    from vggkit.fileio import atomic_write_json
+    from vggkit.inference.distributed import choose_device
 
     timings: dict[str, float] = {}
     os.makedirs(work_dir, exist_ok=True)
-    quiet = [] if progress else ["--no-progress"]
+    device = choose_device(None)
     start = time.time()
-    data = write_digits(data_root or cache_dir())
+    data = write_digits(data_root or digits_dir())
     timings["data"] = time.time() - start
     train_dir = os.path.join(work_dir, "train")
-    _stage("train", timings, lambda: train_main([
-        CONFIG, "--data-root", data["source"], "--work-dir", train_dir, "--seed", "0",
-        "--cfg-options", f"train_cfg.max_epochs={epochs}"]))
+    _stage("train", timings, lambda: train(
+        CONFIG, data_root=data["source"], work_dir=train_dir, seed=0,
+        cfg_options={"train_cfg.max_epochs": epochs}))
     ckpt = last_checkpoint(train_dir)
-    test_json = os.path.join(work_dir, "test.json")
-    _stage("test", timings, lambda: test_main([
-        CONFIG, ckpt, "--data-root", data["source"], "--strategy", *STRATEGIES,
-        "--out", test_json, *quiet]))
+    cfg = read_config(CONFIG)
+    test, _ = _stage("test", timings, lambda: evaluate_nets(
+        [(cfg, ckpt, None, CONFIG)], cfg, STRATEGIES, data_root=data["source"],
+        source=CONFIG, device=device, progress=progress))
+    print(format_results(test))
+    atomic_write_json(os.path.join(work_dir, "test.json"), test)
     store = os.path.join(work_dir, "features")
     # the train stage has just written a new checkpoint, and a store refuses to resume from
     # another one's features: a second demo in the same work dir starts its store afresh
     shutil.rmtree(store, ignore_errors=True)
-    _stage("extract", timings, lambda: extract_main([
-        CONFIG, ckpt, "--task", "imagefolder", "--data-root", data["target"],
-        "--scales", "32", "40", "48", "--aggregate", "stack", "--out", store, *quiet]))
+    _stage("extract", timings, lambda: extract(
+        data["target"], [(CONFIG, ckpt)], task="imagefolder", scales=(32, 40, 48),
+        aggregate="stack", out=store, device=device, progress=progress))
     svm_json = os.path.join(work_dir, "transfer.json")
-    _stage("transfer", timings, lambda: svm_main([
-        "--features", store, "--task", "imagefolder", "--task-option", f"n_train={n_train}",
-        "--splits", str(splits), "--out", svm_json]))
-    with open(test_json) as f:
-        test = json.load(f)
-    with open(svm_json) as f:
-        transfer = json.load(f)
-    plots = [os.path.join(train_dir, "curves.png"),
-             transfer.get("plot") or os.path.splitext(svm_json)[0] + ".png"]
+    transfer = _stage("transfer", timings, lambda: transfer_store(store, n_train, splits,
+                                                                  svm_json))
+    plots = [os.path.join(train_dir, "curves.png"), transfer["plot"]]
     return {"test": test, "transfer": transfer, "timings": timings, "checkpoint": ckpt,
             "plots": [p for p in plots if os.path.exists(p)], "n_train": n_train}
+
+
+def transfer_store(store: str, n_train: int, splits: int, out: str) -> dict[str, Any]:
+    """Linear SVMs on the demo's feature store, as ``vggkit transfer --task imagefolder
+    --task-option n_train=N --splits K --out OUT`` runs them; the results, with ``plot``."""
+    from vggkit.features.store import load_features
+    from vggkit.fileio import atomic_write_json
+    from vggkit.transfer.experiment import format_table as transfer_table
+    from vggkit.transfer.experiment import run_transfer, write_plot
+    from vggkit.transfer.task import TaskData, build_task
+    features = load_features(store)
+    task = build_task("imagefolder", n_train=n_train)
+    results = run_transfer(features.features, TaskData.from_features(features), task,
+                           n_splits=splits, n_folds=5, source=f"the feature store '{store}'")
+    print(transfer_table(results))
+    results["plot"] = os.path.splitext(out)[0] + ".png"
+    atomic_write_json(out, results, indent=1)
+    write_plot(results, results["plot"], task.multilabel)
+    return results
 
 
 def format_table(results: dict[str, Any]) -> str:

@@ -2,9 +2,9 @@
 
 A :class:`UserError` (or a ``ValueError``/``KeyError``/``OSError`` that
 reaches a command's top) is bad input: a file, value or plugin the message
-names, with the fix. :func:`vggkit.commands.run_command` prints it as one line and exits
-with status 2; anything else is a bug in vggkit or a plugin and keeps its
-traceback.
+names, with the fix. The commands' runner (``run_command``, above this module) prints it
+as one line and exits with status 2 (:func:`report`); anything else is a bug in vggkit or
+a plugin and keeps its traceback.
 """
 from __future__ import annotations
 

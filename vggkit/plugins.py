@@ -27,9 +27,9 @@ from typing import Any
 
 import pluggy
 
-from vggkit import __version__, builtins, hookspecs
+from vggkit import __version__, builtins, hookspecs, renamed
 from vggkit.errors import UserError
-from vggkit.registry import ALL, SCOPE
+from vggkit.registry import ALL, SCOPE, on_lookup
 
 
 class PluginError(UserError, RuntimeError):
@@ -88,8 +88,12 @@ def _warn_renamed(info: PluginInfo, old: str, function: Any) -> None:
         hookspecs.HookDeprecationWarning, code.co_filename, code.co_firstlineno)
 
 
-class PluginManager:
-    """One loading of the plugins; :func:`reload_plugins` starts a new one."""
+class PluginLoading:
+    """One loading of the plugins; :func:`reload_plugins` starts a new one.
+
+    ``pm`` is the pluggy ``PluginManager`` holding them (the name this class had
+    before it was renamed: see :func:`__getattr__`).
+    """
 
     def __init__(self) -> None:
         self.pm = _Pluggy()
@@ -149,13 +153,12 @@ class PluginManager:
         """Run ``plugin``'s hooks; publish what they registered only if all succeed."""
         self.infos.append(info)
         staged: dict[str, dict[str, Any]] = {}  # kind -> name -> object
-        where = "registration"
+        where, registered = "registration", False
         try:
-            if self.pm.has_plugin(info.name) or self.pm.is_registered(plugin):
-                # checked here: pluggy's own message lists every plugin loaded
-                raise ValueError(f"a plugin named '{info.name}' or the same object is loaded")
             self.pm.renamed.clear()
+            # pluggy refuses a second plugin of the name, or the same object twice
             self.pm.register(plugin, name=info.name)
+            registered = True
             for old, function in self.pm.renamed:
                 _warn_renamed(info, old, function)
             callers = self.pm.get_hookcallers(plugin) or []
@@ -170,7 +173,7 @@ class PluginManager:
                 register = self._registerer(info, kind, staged.setdefault(kind, {}))
                 self.pm.subset_hook_caller(hook, remove_plugins=others)(register=register)
         except Exception as exc:  # noqa: BLE001
-            if self.pm.get_plugin(info.name) is plugin:
+            if registered:  # not the plugin pluggy refused: that one stays loaded
                 self.pm.unregister(plugin)
             info.registered.clear()
             self.fail(info, where, exc)
@@ -210,20 +213,20 @@ if not sys.warnoptions:
     warnings.filterwarnings("default", category=hookspecs.HookDeprecationWarning)
 
 _LOCK = threading.RLock()  # reentrant: a plugin's own imports may look names up
-_MANAGER: PluginManager | None = None
+_MANAGER: PluginLoading | None = None
 
 
-def load_plugins() -> PluginManager:
+def load_plugins() -> PluginLoading:
     """The built-in and installed plugins, loaded once (registry lookups call this)."""
     with _LOCK:
         return _MANAGER or reload_plugins()
 
 
-def reload_plugins() -> PluginManager:
+def reload_plugins() -> PluginLoading:
     """Forget every plugin and load again, re-reading the environment."""
     global _MANAGER
     with _LOCK:
-        _MANAGER = manager = PluginManager()  # set first: lookups made while loading see it
+        _MANAGER = manager = PluginLoading()  # set first: lookups made while loading see it
         try:
             manager.load()
         except BaseException:
@@ -233,7 +236,10 @@ def reload_plugins() -> PluginManager:
 
 
 def register_plugin(plugin: Any, name: str) -> PluginInfo:
-    """Register a plugin object in this process (tests, notebooks); returns its record."""
+    """Deprecated: ``load_plugins().add(plugin, PluginInfo(name))`` (the tests' helper)."""
+    warnings.warn("vggkit.plugins.register_plugin is deprecated; use "
+                  "vggkit.plugins.load_plugins().add(plugin, PluginInfo(name))",
+                  DeprecationWarning, stacklevel=2)
     info = PluginInfo(name)
     load_plugins().add(plugin, info)
     return info
@@ -242,3 +248,13 @@ def register_plugin(plugin: Any, name: str) -> PluginInfo:
 def plugin_infos(include_builtin: bool = False) -> list[PluginInfo]:
     """The record of every third-party plugin (and the built-in one if asked)."""
     return [i for i in load_plugins().infos if include_builtin or i.name != SCOPE]
+
+
+# PluginManager was this module's name for one loading, the name of the pluggy class it
+# holds: code read load_plugins().pm as if it were a manager's manager
+__getattr__ = renamed(__name__, {"PluginManager": ("vggkit.plugins.PluginLoading",
+                                                   lambda: PluginLoading)})
+
+
+# registries run this before every lookup (registry imports nothing above it)
+on_lookup(load_plugins)

@@ -1,7 +1,10 @@
 """Registries of vggkit: children of mmengine's roots, in scope ``vggkit``.
 
 Components arrive only through the plugin hooks (:mod:`vggkit.hookspecs`); a
-registry loads the plugins on its first lookup. ``type='ScaleJitter'`` names a
+registry loads the plugins on its first lookup: mmengine imports the registry's
+``locations`` (:data:`PLUGIN_LOADER`) on a first lookup, and that module installs
+its loader here (:func:`on_lookup`). So this module, which every component
+imports, imports nothing that imports the components. ``type='ScaleJitter'`` names a
 built-in, else the one plugin that registered it (two: :class:`PluginConflictError`);
 ``type='example.ScaleJitter'`` names that plugin's, ``vggkit.ScaleJitter`` the built-in.
 """
@@ -9,7 +12,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from typing import Any
+from typing import Any, Callable
 
 import mmengine.registry as mm
 from mmengine.registry import DefaultScope, Registry
@@ -20,6 +23,16 @@ from mmengine.registry import DefaultScope, Registry
 from vggkit import safe_load  # noqa: F401
 
 SCOPE = "vggkit"
+#: the module that loads the plugins, imported by mmengine on a registry's first lookup
+PLUGIN_LOADER = "vggkit.plugins"
+#: what every lookup runs first: the plugin loader, installed by PLUGIN_LOADER
+_LOADERS: list[Callable[[], Any]] = []
+
+
+def on_lookup(load: Callable[[], Any]) -> None:
+    """Run ``load`` before every lookup (it caches: the plugins load once)."""
+    if load not in _LOADERS:
+        _LOADERS.append(load)
 #: what a registered name or a dotted Python name looks like
 _NAME = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*")
 
@@ -40,7 +53,7 @@ class VggkitRegistry(Registry):
     """
 
     def __init__(self, name: str, parent: Registry | None = None, dotted: bool = False) -> None:
-        super().__init__(name, parent=parent, scope=SCOPE)
+        super().__init__(name, parent=parent, scope=SCOPE, locations=[PLUGIN_LOADER])
         self.dotted = dotted
         self.plugins: dict[str, dict[str, Any]] = {}
 
@@ -58,8 +71,7 @@ class VggkitRegistry(Registry):
 
     def get(self, key: str) -> Any:
         """What ``key`` names (see the module's docstring); None if nothing."""
-        from vggkit.plugins import load_plugins  # not at the top: vggkit.plugins imports us
-        load_plugins()
+        self.load_plugins()
         if key in self.module_dict:
             return self.module_dict[key]
         found = {p: c[key] for p, c in self.plugins.items() if key in c}
@@ -81,6 +93,12 @@ class VggkitRegistry(Registry):
         # '--task abc' came back as the stdlib module abc: only callables are components
         return found_obj if callable(found_obj) else None
 
+    def load_plugins(self) -> None:
+        """Load the plugins, once (their loader caches)."""
+        self.import_from_location()  # mmengine's: imports PLUGIN_LOADER on the first lookup
+        for load in _LOADERS:
+            load()
+
     def build(self, cfg: dict, *args: Any, **kwargs: Any) -> Any:
         # mmengine resolves names in the current default scope, which a Runner of
         # another scope may have left set; building from here means scope 'vggkit'.
@@ -89,8 +107,7 @@ class VggkitRegistry(Registry):
 
     def known_names(self) -> list[str]:
         """Every name a user can pass as ``type``, unqualified and qualified."""
-        from vggkit.plugins import load_plugins
-        load_plugins()
+        self.load_plugins()
         scoped = [(SCOPE, self.module_dict), *self.plugins.items()]
         return sorted({n for _, names in scoped for n in names}
                       | {f"{scope}.{n}" for scope, names in scoped for n in names})

@@ -12,10 +12,10 @@ so ``--threads -2`` is refused before any work starts.
 from __future__ import annotations
 
 import argparse
-import ast
 import os
-from typing import Any, Callable, NoReturn, Optional, Sequence
+from typing import Callable, NoReturn, Optional, Sequence
 
+from vggkit.config import parse_options, read_config, weights_config  # noqa: F401 - their old home
 from vggkit.errors import USAGE_ERROR, UserError, report, user_error
 
 
@@ -198,7 +198,8 @@ def add_cfg_options(parser: argparse.ArgumentParser,
     """Give a command that reads configs ``--cfg-options KEY=VALUE ...`` (mmengine's syntax).
 
     An item without ``KEY=`` is an argparse error; the keys and values are
-    checked against each config by :func:`read_config` / :func:`weights_config`.
+    checked against each config by :func:`vggkit.config.read_config` /
+    :func:`vggkit.config.weights_config`.
     """
     from vggkit.engine.cfg_options import CfgOptionsAction
     parser.add_argument("--cfg-options", nargs="+", action=CfgOptionsAction, metavar="KEY=VALUE",
@@ -207,42 +208,9 @@ def add_cfg_options(parser: argparse.ArgumentParser,
     return parser
 
 
-def read_config(path: str, options: Optional[dict] = None) -> Any:
-    """The mmengine ``Config`` at ``path`` with ``--cfg-options`` merged in (checked first)."""
-    from mmengine.config import Config
-
-    from vggkit.engine.cfg_options import merge_cfg_options
-    if not os.path.isfile(path):
-        raise UserError(f"config file '{path}' does not exist (configs are in configs/, e.g. "
-                        "configs/vgg16_d.py or configs/tiny/vgg_a_tiny.py)")
-    return merge_cfg_options(Config.fromfile(path), options, f"config '{path}'")
-
-
 def add_weights_option(parser: argparse.ArgumentParser, what: str) -> argparse.ArgumentParser:
     """``--weights NAME`` (repeatable): a catalogue entry standing in for ``CONFIG CKPT``."""
     parser.add_argument("--weights", action="append", default=[], metavar="NAME",
                         help=f"published weights by name ({what}); fetched and converted once, "
                              "see 'vggkit weights list'")
     return parser
-
-
-def weights_config(name: str, options: Optional[dict] = None) -> tuple[Any, str]:
-    """``(config, checkpoint)`` standing in for a ``CONFIG CKPT`` pair of weights ``name``."""
-    from vggkit.engine.cfg_options import merge_cfg_options
-    from vggkit.weights import config_for_weights, resolve_weights
-    cfg = merge_cfg_options(config_for_weights(name), options, f"the config of weights '{name}'")
-    return cfg, resolve_weights(name)
-
-
-def parse_options(items: list[str]) -> dict[str, Any]:
-    """``['n_train=10', 'metric=accuracy']`` -> ``{'n_train': 10, 'metric': 'accuracy'}``."""
-    options: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise UserError(f"--task-option expects KEY=VALUE, got '{item}'")
-        try:
-            options[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            options[key] = value  # a bare word: a string
-    return options

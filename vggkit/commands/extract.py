@@ -16,28 +16,15 @@ sub-folders.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-from typing import TYPE_CHECKING, Any, Sequence
-
-import numpy as np
+from typing import Any, Sequence
 
 from vggkit.commands import (MAX_BATCH, add_cfg_options, add_weights_option, at_most, parse_options,
-                             positive_int, read_config, run_command, scale_side, weights_config)
+                             positive_int, run_command, scale_side)
 from vggkit.errors import UserError
 from vggkit.features import AGGREGATES, BAD_IMAGE_MODES, LAYERS
-from vggkit.features.store import FeatureStore, sha256_json
-from vggkit.fileio import file_sha256
-from vggkit.inference.batching import MAX_BATCH_PIXELS
 from vggkit.inference.launch import add_launch_options, launch
 from vggkit.inference.names import BACKENDS, PRECISIONS
-
-if TYPE_CHECKING:  # the extractor imports torch: the bodies import it, the parser does not
-    from vggkit.features.extractor import Net
-
-#: build_vgg arguments that do not change a loaded net's features
-_NOT_FEATURES = ("init", "init_std", "init_checkpoint", "init_conv_layers", "init_fc_layers",
-                 "init_fc", "dropout", "pre_logits_relu", "adaptive_pool")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,46 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
     return add_cfg_options(p)
 
 
-def load_net(config: Any, checkpoint: str, device: str, cfg_options: dict | None = None,
-             source: str = "") -> tuple[Net, dict[str, Any]]:
-    """Build the net of ``config`` (a path or a Config), load ``checkpoint``; return it and
-    its settings record."""
-    from vggkit.features.extractor import Net
-    from vggkit.models.from_config import build_from_config
-    if isinstance(config, str):
-        config, source = read_config(config, cfg_options), f"config '{config}'"
-    if not os.path.isfile(checkpoint):
-        raise FileNotFoundError(f"checkpoint '{checkpoint}' does not exist")
-    model, meta, kwargs = build_from_config(config, checkpoint, source)
-    preprocess = dict(meta.get("preprocess") or {})
-    net = Net(model=model, preprocess=preprocess, name=checkpoint)  # moved by the extractor
-    record = {"vgg": {k: v for k, v in kwargs.items() if k not in _NOT_FEATURES},
-              "checkpoint_sha256": file_sha256(checkpoint), "preprocess": preprocess}
-    return net, record
-
-
-def _open_store(store: FeatureStore, settings: dict, index: dict, labels: np.ndarray,
-                info: dict) -> None:
-    """Rank 0 creates or checks the store; every rank learns the outcome.
-
-    The caller holds :func:`~vggkit.features.runner.writer_lock`, so no other run
-    writes in between.
-    """
-    from vggkit.inference.distributed import rank_and_world, share_outcome
-    first = rank_and_world()[0] == 0
-    error: BaseException | None = None
-    if first:
-        try:
-            store.open(settings, index, labels, info)
-        except Exception as exc:  # noqa: BLE001 - re-raised on every rank
-            error = exc
-    share_outcome(error)
-    if not first:  # reads and checks what rank 0 wrote (and repaired)
-        store.open(settings, index, labels, info, repair=False)
-    for note in store.notes:
-        print(f"vggkit extract: {note}", file=sys.stderr)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``tools/extract_features.py``; returns the exit code.
 
@@ -154,106 +101,23 @@ def _run(args: argparse.Namespace) -> int:
     return extract(args)
 
 
-def _nets(args: argparse.Namespace) -> list[tuple[Any, str, str, str]]:
-    """``(config, checkpoint, config label, config sha256)`` of every net, pairs first."""
-    nets = [(c, k, os.path.abspath(c), file_sha256(c) if os.path.isfile(c) else "")
-            for c, k in zip(args.pairs[0::2], args.pairs[1::2])]
-    for name in args.weights:
-        cfg, ckpt = weights_config(name, args.cfg_options)
-        nets.append((cfg, ckpt, f"weights:{name}", ""))
-    return nets
-
-
 def extract(args: argparse.Namespace) -> int:
-    """Run the extraction of parsed ``args`` (see :func:`build_parser`).
-
-    The store's writer lock is taken first, so a second run into the same
-    ``--out``, or a run into a directory that holds other files and no store,
-    is refused before it scans images or loads nets.
-    """
+    """Run the extraction of parsed ``args`` (see :func:`build_parser`)."""
+    from vggkit.features.extraction import extract as extract_store
     device = launch(args)
-    from vggkit.features.runner import writer_lock
-    from vggkit.transfer.task import build_task
-    options = parse_options(args.task_option)
-    task = build_task(args.task, **options)
-    store = FeatureStore(args.out or os.path.join("work_dirs", "features", args.task))
-    with writer_lock(store.root):  # held until this run ends; a second writer is refused
-        store.check_target()  # read-only: every rank may check, and all refuse alike
-        return _extract_locked(args, task, store, device, options)
-
-
-def _resumed_path(store: FeatureStore, backend: str, precision: str) -> tuple[str, str]:
-    """``auto`` resumes a store on the backend and precision that wrote it.
-
-    The measured choice may differ on another machine or after the choice cache
-    was cleared; its descriptors would then differ in the last bits, and the
-    store (rightly) refuses to mix them. A forced path is left as given.
-    """
-    stored = (store.read_manifest() or {}).get("settings", {})
-    return (stored.get("backend", backend) if backend == "auto" else backend,
-            stored.get("precision", precision) if precision == "auto" else precision)
-
-
-def _extract_locked(args: argparse.Namespace, task: Any, store: FeatureStore, device: str,
-                    options: dict[str, Any]) -> int:
-    """The work of :func:`extract`, done while this run is the store's only writer."""
-    import torch
-
-    from vggkit.features.extractor import FeatureExtractor
-    from vggkit.features.runner import run_extraction
-    data = task.scan(args.data_root)
-    if len(data) == 0:
-        raise ValueError(f"task '{args.task}' found no images under '{args.data_root}'")
-    scales = [int(q) for q in (args.scales or task.default_scales)]
-    aggregate = args.aggregate or task.default_aggregate
-
-    nets = _nets(args)
-    loaded = [load_net(cfg, ckpt, device, args.cfg_options, label) for cfg, ckpt, label, _ in nets]
-    backend, precision = _resumed_path(store, args.backend, args.precision)
-    extractor = FeatureExtractor([n for n, _ in loaded], scales=scales, aggregate=aggregate,
-                                 layer=args.layer, relu=args.relu, batch_size=args.batch_size,
-                                 precision=precision, backend=backend,
-                                 channels_last=args.channels_last, device=device, own_nets=True)
-    labels = np.asarray(data.labels)
-    # regions and task options enter the settings only when present, so stores of
-    # whole images written before them keep their settings and still resume
-    items = {"ids": list(data.ids), "labels": labels.tolist()}
-    if data.regions is not None:
-        items["regions"] = data.regions
-    settings = {
-        "task": args.task, "models": [r for _, r in loaded], "scales": scales,
-        "aggregate": aggregate, "layer": args.layer, "relu": args.relu,
-        "shard_size": args.shard_size, "batch_size": args.batch_size,
-        "max_batch_pixels": MAX_BATCH_PIXELS,
-        "precision": extractor.precision, "backend": extractor.backend,
-        "channels_last": args.channels_last and extractor.backend == "eager",
-        "bad_image_policy": args.bad_images,
-        "images_sha256": sha256_json(items),
-        **({"task_options": options} if options else {}),
-    }
-    info = {"feature_dim": extractor.dim * data.regions_per_item, "dtype": "float32",
-            "configs": [label for _, _, label, _ in nets],
-            "checkpoints": [os.path.abspath(k) for _, k, _, _ in nets],
-            "config_sha256": [sha256 for _, _, _, sha256 in nets],
-            "checkpoint_sha256": [r["checkpoint_sha256"] for _, r in loaded],
-            "data_root": os.path.abspath(args.data_root), "torch_threads": torch.get_num_threads(),
-            "torch_version": torch.__version__,
-            "normalisation": "each scale and each net L2-normalised before combining; "
-                             "the combination L2-normalised again"}
-    index = {"ids": list(data.ids), "subsets": list(data.subsets), "classes": list(data.classes),
-             "paths": [os.path.relpath(p, args.data_root) if p else "" for p in data.paths],
-             **({"regions": data.regions} if data.regions is not None else {})}
-    _open_store(store, settings, index, labels, info)
-    if store.complete:
-        print(f"feature store '{store.root}' is already complete ({len(data)} images); "
-              "nothing to do")
-        return 0
-    manifest = run_extraction(extractor, data.paths, store, regions=data.regions,
-                              bad_images=args.bad_images,
-                              keep_shards=args.keep_shards, progress=not args.no_progress)
-    bad = len(manifest.get("bad_images", []))
-    print(f"wrote {manifest['n_images']} x {manifest['feature_dim']} features to "
-          f"'{store.root}' ({bad} bad images skipped). Load with "
-          f"vggkit.features.store.load_features('{store.root}') or "
-          f"np.load('{os.path.join(store.root, 'features.npy')}')")
+    extract_store(args.data_root, list(zip(args.pairs[0::2], args.pairs[1::2])), args.weights,
+                  task=args.task, task_options=parse_options(args.task_option), out=args.out,
+                  scales=args.scales, aggregate=args.aggregate, layer=args.layer,
+                  relu=args.relu, batch_size=args.batch_size, shard_size=args.shard_size,
+                  bad_images=args.bad_images, precision=args.precision, backend=args.backend,
+                  channels_last=args.channels_last, keep_shards=args.keep_shards,
+                  device=device, cfg_options=args.cfg_options, progress=not args.no_progress)
     return 0
+
+
+def __getattr__(name: str) -> Any:
+    # load_net's old home: it moved below the commands, to vggkit.features.extraction
+    if name == "load_net":
+        from vggkit.features.extraction import load_net
+        return load_net
+    raise AttributeError(f"module '{__name__}' has no attribute '{name}'")

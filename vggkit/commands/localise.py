@@ -15,17 +15,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from vggkit.commands import (MAX_THREADS, add_cfg_options, at_most, check_output_file, path_text,
-                             positive_int, read_config, run_command, scale_side, seed_int,
-                             torch_device)
-from vggkit.errors import UserError, plural
+                             positive_int, run_command, scale_side, seed_int, torch_device)
+from vggkit.errors import UserError
 from vggkit.localisation import PROTOCOLS
-
-COLUMNS = (("top1_loc_error", "top-1 loc"), ("top5_loc_error", "top-5 loc"),
-           ("gt_class_loc_error", "true-class loc"), ("gt_class_mean_iou", "mean IoU"),
-           ("top1_cls_error", "top-1 cls"), ("top5_cls_error", "top-5 cls"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,8 +87,13 @@ def _run(args: argparse.Namespace) -> int:
         import torch
         torch.set_num_threads(args.threads)
     if args.demo:
+        if args.config or args.checkpoint or args.localiser:
+            raise UserError("--demo takes no CONFIG CHECKPOINT or --localiser: it trains its "
+                            "own nets")
         from vggkit.localisation.demo import run_demo
-        return run_demo(args)
+        run_demo(args.work_dir, args.seeds, epochs=args.epochs, data_root=args.data_root,
+                 plot=args.plot, threads=args.threads)
+        return 0
     # the --localiser nets stand in for CONFIG CHECKPOINT
     wanted = ("cls_config", "cls_checkpoint") if args.localiser and not args.config \
         and not args.checkpoint else ("config", "checkpoint", "cls_config", "cls_checkpoint")
@@ -104,19 +103,18 @@ def _run(args: argparse.Namespace) -> int:
                                                m.upper() for m in missing)
                         + ": give CONFIG CHECKPOINT (or --localiser CONFIG CKPT [Q ...], "
                         "repeatable) --cls-config CFG --cls-checkpoint CKPT (or --demo)")
-    if not 0.0 < args.merge_iou <= 1.0:
-        raise UserError(f"--merge-iou {args.merge_iou} must lie in (0, 1]")
-    result = localise(args)
+    from vggkit.localisation.api import format_result, localise, plot_result
+    result = localise(localiser_specs(args), args.cls_config, args.cls_checkpoint,
+                      data_root=args.data_root, scales=args.scales, protocols=args.protocol,
+                      flip=args.flip, merge_iou=args.merge_iou, limit=args.limit,
+                      device=args.device, cfg_options=args.cfg_options,
+                      progress=not args.no_progress)
     print(format_result(result))
     if args.out:
         from vggkit.fileio import atomic_write_json
         atomic_write_json(args.out, result)
     if args.plot:
-        from vggkit.localisation.plot import plot_boxes
-        step = max(1, len(result["images"]) // args.num_plot)
-        plot_boxes(args.plot, result["images"][::step][:args.num_plot],
-                   "dense" if "dense" in args.protocol else args.protocol[0],
-                   classes=result["classes"])
+        plot_result(result, args.plot, args.num_plot)
     return 0
 
 
@@ -137,83 +135,6 @@ def localiser_specs(args: argparse.Namespace) -> list[tuple[str, str, list[int] 
             scales.append(int(q))
         specs.append((values[0], values[1], scales or None))
     return specs
-
-
-def localise(args: argparse.Namespace) -> dict[str, Any]:
-    """Evaluate the nets of ``args`` on their test set; the JSON-ready result."""
-    from vggkit.engine.scales import check_scales, default_test_scales
-    from vggkit.inference.distributed import choose_device
-    from vggkit.localisation.inference import BoxNet
-    from vggkit.localisation.loading import (load_classifier, load_localiser, localiser_config,
-                                             test_set, train_scale)
-    from vggkit.localisation.protocol import evaluate
-
-    device = choose_device(args.device)
-    specs = localiser_specs(args)
-    cfgs = [read_config(config, args.cfg_options) for config, _, _ in specs]
-    for cfg, (config, _, _) in zip(cfgs, specs):
-        localiser_config(cfg, config)  # a wrong config fails before any data is read
-    cls_cfg = read_config(args.cls_config, args.cfg_options)
-    classes, infos = test_set(cfgs[0], args.data_root, specs[0][0])
-    infos = infos[:args.limit] if args.limit else infos
-    cls, cls_meta = load_classifier(cls_cfg, args.cls_checkpoint, args.cls_config, device)
-    nets, described = [], []
-    for cfg, (config, checkpoint, own) in zip(cfgs, specs):
-        loc, loc_meta = load_localiser(cfg, checkpoint, len(classes), config, device)
-        for what, n in (("classification net", cls.num_classes),
-                        (f"localisation net '{config}'", loc.num_classes)):
-            if n != len(classes):
-                raise UserError(f"the {what} has {plural(n, 'class')} but the test set of "
-                                f"'{specs[0][0]}' has {len(classes)}; use nets trained on the "
-                                "same classes")
-        crop = max(loc.vgg.input_size, cls.input_size)
-        scales = check_scales(own or args.scales or default_test_scales(
-            train_scale(loc_meta, cfg), loc.vgg.input_size), crop, "nets")
-        nets.append(BoxNet(loc, scales, loc_meta["preprocess"]))
-        described.append({"config": config, "checkpoint": checkpoint,
-                          "regression": loc.regression, "finetune": loc.finetune,
-                          "scales": scales})
-    progress = iter
-    if not args.no_progress and sys.stderr.isatty():
-        from tqdm import tqdm
-        progress = lambda items: tqdm(items, desc="localise", unit="img")  # noqa: E731
-    result = evaluate(nets, cls, infos, cls_meta["preprocess"], args.protocol, args.flip,
-                      args.merge_iou, device, progress)
-    # one net: its settings at the top level, as before fusion; several: joined with '+'
-    joined = {k: "+".join(dict.fromkeys(d[k] for d in described))
-              for k in ("config", "checkpoint", "regression", "finetune")}
-    return {**joined, "localisers": described, "cls_config": args.cls_config,
-            "cls_checkpoint": args.cls_checkpoint, "num_images": len(infos),
-            "scales": sorted({q for d in described for q in d["scales"]}),
-            "flip": args.flip, "merge_iou": args.merge_iou, "classes": list(classes), **result}
-
-
-def _nets_line(result: dict[str, Any]) -> str:
-    """What was evaluated: one net's settings, or each fused net's."""
-    nets = result.get("localisers") or [result]
-    if len(nets) == 1:
-        return (f"localisation ({result['regression']}, fine-tuned: {result['finetune']}) on "
-                f"{plural(result['num_images'], 'image')}, scales Q={result['scales']}")
-    return (f"localisation, fusion of {len(nets)} nets (the union of their boxes, merged): "
-            + "; ".join(f"{n['config']} ({n['regression']}, fine-tuned: {n['finetune']}, "
-                        f"Q={n['scales']})" for n in nets)
-            + f"; on {plural(result['num_images'], 'image')}")
-
-
-def format_result(result: dict[str, Any]) -> str:
-    """The errors (%) as a table: one row per protocol and baseline."""
-    lines = [f"{_nets_line(result)}"
-             f"{', flips' if result['flip'] else ''}; errors in %",
-             "  " + f"{'':<22}" + "".join(f"{title:>16}" for _, title in COLUMNS)]
-    rows = [(p, r) for p, r in result["results"].items()]
-    rows += [(f"baseline: {n.replace('_', ' ')}", r) for n, r in result["baselines"].items()]
-    for name, r in rows:
-        lines.append("  " + f"{name:<22}" + "".join(
-            f"{r[k]:>16.2f}" if k in r else f"{'-':>16}" for k, _ in COLUMNS))
-    lines.append(f"  (baselines use the classes of '{result['baseline_classes_from']}'; the "
-                 f"centre box's relative size {result['centre_box_relative_size']} is the test "
-                 "set's mean)")
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,8 @@ from typing import Optional
 
 from vggkit.commands import (add_cfg_options, add_debug_flag, path_text, positive_int,
                              run_command, seed_int)
-from vggkit.engine.train import AMP_CHOICES, LAUNCHERS, build_runner, load_config
+from vggkit.engine.train import AMP_CHOICES, TRAIN_LAUNCHERS, build_runner, load_config  # noqa: F401
+# build_runner and load_config: imported from here by callers of the old layout
 
 
 class _TrainParser(argparse.ArgumentParser):
@@ -58,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "bf16 is slower) with a note; 'bf16' or 'fp16' force that dtype")
     parser.add_argument("--channels-last", action="store_true",
                         help="NHWC memory format for weights and inputs")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="none",
+    parser.add_argument("--launcher", choices=TRAIN_LAUNCHERS, default="none",
                         help="job launcher: none (one process), pytorch (torchrun), slurm (srun)")
     parser.add_argument("--seed", type=seed_int, help="random seed (overrides randomness.seed)")
     parser.add_argument("--deterministic", action="store_true",
@@ -84,9 +85,16 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import vggkit  # noqa: F401  (safe torch.load allow-list for resume)
-    build_runner(load_config(args)).train()
+    from vggkit.engine.train import train
+    train(args.config, **training_options(args))
     return 0
+
+
+def training_options(args: argparse.Namespace) -> dict:
+    """The keywords of :func:`vggkit.engine.train.load_config` from parsed ``args``."""
+    return {k: getattr(args, k) for k in (
+        "cfg_options", "data_root", "work_dir", "launcher", "weights", "amp", "channels_last",
+        "seed", "deterministic", "resume", "strict_health", "layer_stats")}
 
 
 if __name__ == "__main__":

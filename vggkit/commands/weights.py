@@ -61,11 +61,11 @@ def _run(args: argparse.Namespace) -> int:
     else:
         _print_table(rows)
         offline = w.offline_reason()
-        print(f"cache: {w.cache_dir()} (weights/ of $VGGKIT_CACHE, default ~/.cache/vggkit)"
+        print(f"cache: {w.weights_dir()} (weights/ of $VGGKIT_CACHE, default ~/.cache/vggkit)"
               + (f"; downloads are off ({offline})" if offline else ""))
         if old:  # an earlier vggkit's layout: still read, so say where the files belong now
             print(f"read from the old location: {', '.join(old)}; move them (and their .json) "
-                  f"into {w.cache_dir()}")
+                  f"into {w.weights_dir()}")
     for problem in problems:
         print(f"vggkit weights: warning: {problem}", file=sys.stderr)
     return 0

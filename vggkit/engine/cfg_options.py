@@ -21,7 +21,7 @@ from mmengine.config import DictAction
 
 from vggkit.errors import UserError
 
-#: top-level keys vggkit reads with a default (engine.batching, vggkit test), beyond the runner's
+#: top-level keys vggkit reads with a default (engine.batch_size, vggkit test), beyond the runner's
 VGGKIT_TOP_LEVEL = ("total_batch_size", "batch_per_gpu", "base_batch_size", "lr_scaling",
                     "test_scales")
 #: dicts whose keys are free names (hooks by name, process-group arguments)
@@ -97,11 +97,11 @@ def _untyped_arguments(path: str) -> dict[str, Any]:
     from mmengine.runner.loops import EpochBasedTrainLoop, IterBasedTrainLoop
     from torch.utils.data import DataLoader
 
-    from vggkit.models.vgg import build_vgg
+    from vggkit.factory import build_defaults
     if not path:
         return {**(_arguments(Runner) or {}), **dict.fromkeys(VGGKIT_TOP_LEVEL)}
     if path in ("model.vgg", "model.backbone"):
-        return _arguments(build_vgg) or {}
+        return build_defaults()
     if path in ("train_dataloader", "val_dataloader", "test_dataloader"):
         return _arguments(DataLoader) or {}
     loops = {"train_cfg": (EpochBasedTrainLoop, IterBasedTrainLoop), "val_cfg": (ValLoop,),

@@ -31,7 +31,7 @@ class VGGClassifier(BaseModel):
     """``self.vgg = build_vgg(**vgg)`` trained with cross-entropy.
 
     Args:
-        vgg: keyword arguments of :func:`vggkit.models.build_vgg`, e.g.
+        vgg: keyword arguments of :func:`vggkit.factory.build_vgg`, e.g.
             ``dict(arch='D', init='from_checkpoint', init_checkpoint='a.pth')``.
         data_preprocessor: mmengine config of the preprocessor, usually
             ``dict(type='VGGDataPreprocessor', mean=[...])``.
@@ -48,7 +48,7 @@ class VGGClassifier(BaseModel):
                  channels_last: bool = False, autocast: Optional[str] = None,
                  init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        from vggkit.models import build_vgg
+        from vggkit.factory import build_vgg
         from vggkit.models.from_config import check_vgg_arguments
         if not isinstance(vgg, dict) or "arch" not in vgg:
             raise ValueError(f"VGGClassifier needs vgg=dict(arch=..., ...) (build_vgg kwargs), "

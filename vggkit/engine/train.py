@@ -1,9 +1,10 @@
-"""``vggkit train`` / ``tools/train.py``: train a config of the paper with mmengine.
+"""Training a config of the paper with mmengine (Sect. 3.1): :func:`load_config` applies
+the options, :func:`train` runs it. ``vggkit train`` / ``tools/train.py`` parse into them.
 
-Example:
-    python tools/train.py configs/tiny/vgg_a_tiny.py --data-root ./my_images
-    torchrun --nproc-per-node 8 tools/train.py configs/vgg19_jitter.py \\
-        --data-root /data/imagenet --launcher pytorch
+Example::
+
+    from vggkit.engine.train import train
+    train("configs/tiny/vgg_a_tiny.py", data_root="./my_images", seed=0)
 """
 from __future__ import annotations
 
@@ -11,32 +12,52 @@ import argparse
 import os
 import os.path as osp
 import sys
-from typing import Any
+from typing import Any, Optional
 
+from vggkit import renamed
 from vggkit.errors import UserError
 
-LAUNCHERS = ("none", "pytorch", "slurm")
+#: how training processes start (inference.names.LAUNCHERS is the frozen-net commands')
+TRAIN_LAUNCHERS = ("none", "pytorch", "slurm")
 #: --amp MODE: 'auto' is what a bare --amp means
 AMP_CHOICES = ("auto", "bf16", "fp16")
 _TORCH_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
 
 
-def load_config(args: argparse.Namespace) -> Any:
-    """The config with every command-line option applied (nothing started yet)."""
-    from vggkit.commands import read_config
-    from vggkit.engine.batching import (apply_batch, check_batch_override, scale_learning_rate,
+def load_config(config: Any, *, cfg_options: Optional[dict] = None,
+                data_root: Optional[str] = None, work_dir: Optional[str] = None,
+                launcher: str = "none", weights: Optional[str] = None, amp: Optional[str] = None,
+                channels_last: bool = False, seed: Optional[int] = None,
+                deterministic: bool = False, resume: Optional[str] = None,
+                strict_health: bool = False, layer_stats: Optional[int] = None) -> Any:
+    """The config at path ``config`` with every training option applied (nothing started yet).
+
+    The keywords are ``vggkit train``'s options: ``resume`` is a checkpoint or
+    ``'auto'`` (the newest of the work dir), ``amp`` a mode of :data:`AMP_CHOICES`.
+    ``config`` may still be the parsed arguments of ``vggkit train`` (deprecated:
+    library callers give values, a ``Namespace`` ties them to the parser).
+    """
+    if isinstance(config, argparse.Namespace):
+        args = config
+        return load_config(args.config, **{k: getattr(args, k, None) for k in (
+            "cfg_options", "data_root", "work_dir", "weights", "amp", "seed", "resume",
+            "layer_stats")}, launcher=args.launcher, channels_last=bool(args.channels_last),
+            deterministic=bool(args.deterministic),
+            strict_health=bool(getattr(args, "strict_health", False)))
+    from vggkit.config import read_config
+    from vggkit.engine.batch_size import (apply_batch, check_batch_override, scale_learning_rate,
                                         world_size_from_env)
     from vggkit.engine.datacheck import apply_data_root, check_training_data
 
-    cfg = read_config(args.config, args.cfg_options)
-    cfg.launcher = args.launcher
-    cfg.work_dir = args.work_dir or cfg.get("work_dir") or osp.join(
-        "work_dirs", osp.splitext(osp.basename(args.config))[0])
-    if args.data_root:
-        apply_data_root(cfg, args.data_root)
-    if getattr(args, "weights", None):
+    cfg = read_config(config, cfg_options)
+    cfg.launcher = launcher
+    cfg.work_dir = work_dir or cfg.get("work_dir") or osp.join(
+        "work_dirs", osp.splitext(osp.basename(config))[0])
+    if data_root:
+        apply_data_root(cfg, data_root)
+    if weights:
         from vggkit.engine.finetune import apply_weights
-        apply_weights(cfg, args.weights)
+        apply_weights(cfg, weights)
     check_schedule(cfg)
     classes = check_training_data(cfg)
     num_classes = None if classes is None else len(classes)
@@ -50,21 +71,21 @@ def load_config(args: argparse.Namespace) -> Any:
         raise ValueError(f"model.vgg.num_classes={vgg.num_classes} but the training set has "
                          f"{num_classes} classes; fix the config or pass --cfg-options "
                          f"model.vgg.num_classes={num_classes}")
-    apply_batch(cfg, world_size_from_env(args.launcher))
-    check_batch_override(cfg, args.cfg_options)
+    apply_batch(cfg, world_size_from_env(launcher))
+    check_batch_override(cfg, cfg_options)
     lr_factor = scale_learning_rate(cfg)
-    _apply_precision(cfg, args)
-    _apply_randomness(cfg, args)
-    _apply_resume(cfg, args)
-    if getattr(args, "strict_health", False):
+    _apply_precision(cfg, amp, channels_last)
+    _apply_randomness(cfg, seed, deterministic)
+    _apply_resume(cfg, resume)
+    if strict_health:
         _apply_strict_health(cfg)
-    if getattr(args, "layer_stats", None):
+    if layer_stats:
         cfg.custom_hooks = [*(cfg.get("custom_hooks") or []),
-                            dict(type="LayerStatsHook", iters=args.layer_stats)]
+                            dict(type="LayerStatsHook", iters=layer_stats)]
     _check_init_files(cfg)
     if cfg.get("resume"):
         check_resume_checkpoint(cfg, cfg.load_from, classes)
-    if args.launcher != "none" and not _cuda():
+    if launcher != "none" and not _cuda():
         cfg.env_cfg.setdefault("dist_cfg", {})["backend"] = "gloo"
         # DDP of a CPU module takes no device_ids (mmengine passes LOCAL_RANK)
         cfg.model_wrapper_cfg = dict(type="MMDistributedDataParallel", device_ids=None,
@@ -125,8 +146,8 @@ def amp_precision(asked: str | None, device: str) -> tuple[str, str | None]:
     return asked, None
 
 
-def _apply_precision(cfg: Any, args: argparse.Namespace) -> None:
-    precision, note = amp_precision(getattr(args, "amp", None), "cuda" if _cuda() else "cpu")
+def _apply_precision(cfg: Any, amp: Optional[str], channels_last: bool) -> None:
+    precision, note = amp_precision(amp, "cuda" if _cuda() else "cpu")
     if note is not None:
         print(f"vggkit train: {note}", file=sys.stderr)
     if precision != "fp32" and _cuda():
@@ -136,27 +157,27 @@ def _apply_precision(cfg: Any, args: argparse.Namespace) -> None:
     elif precision != "fp32":
         # mmengine's AmpOptimWrapper is CUDA-only; bf16 needs no loss scaling
         cfg.model.autocast = _TORCH_DTYPES[precision]
-    if args.channels_last:
+    if channels_last:
         cfg.model.channels_last = True
         cfg.model.data_preprocessor.channels_last = True
 
 
-def _apply_randomness(cfg: Any, args: argparse.Namespace) -> None:
+def _apply_randomness(cfg: Any, seed: Optional[int], deterministic: bool) -> None:
     randomness = dict(cfg.get("randomness") or {})
-    if args.seed is not None:
-        randomness["seed"] = args.seed
-    if args.deterministic:
+    if seed is not None:
+        randomness["seed"] = seed
+    if deterministic:
         randomness["deterministic"] = True
         # cuDNN autotuning picks kernels by timing: not repeatable
         cfg.env_cfg.cudnn_benchmark = False
     cfg.randomness = randomness
 
 
-def _apply_resume(cfg: Any, args: argparse.Namespace) -> None:
+def _apply_resume(cfg: Any, resume: Optional[str]) -> None:
     from vggkit.engine.hooks.checkpoint import find_resume_checkpoint
-    if args.resume is None:
+    if resume is None:
         return
-    path = find_resume_checkpoint(cfg.work_dir) if args.resume == "auto" else args.resume
+    path = find_resume_checkpoint(cfg.work_dir) if resume == "auto" else resume
     if path is None:
         print(f"vggkit train: --resume: no checkpoint in '{cfg.work_dir}' yet; starting afresh",
               file=sys.stderr)
@@ -258,3 +279,28 @@ def build_runner(cfg: Any) -> Any:
     from mmengine.runner import Runner
     _init_distributed(cfg.launcher)
     return Runner.from_cfg(cfg)
+
+
+def train(config: Any, **options: Any) -> Any:
+    """Train: ``config`` is a config from :func:`load_config`, or a config file path whose
+    ``options`` are :func:`load_config`'s keywords. Returns the mmengine ``Runner``, trained
+    (its ``work_dir`` holds the checkpoints, logs and ``curves.png``).
+
+    Example::
+
+        from vggkit.engine.train import train
+        train("configs/tiny/vgg_a_tiny.py", data_root="my_images", seed=0)
+    """
+    import vggkit.safe_load  # noqa: F401 - mmengine's resume loads with the allow-list
+    from mmengine.config import Config
+    if options and isinstance(config, Config):
+        raise TypeError("train(cfg) takes no options with a loaded config: apply them with "
+                        "load_config(path, **options)")
+    cfg = config if isinstance(config, Config) else load_config(config, **options)
+    runner = build_runner(cfg)
+    runner.train()
+    return runner
+
+
+# two LAUNCHERS held different values (this one adds slurm): the training one was renamed
+__getattr__ = renamed(__name__, {"LAUNCHERS": ("TRAIN_LAUNCHERS", lambda: TRAIN_LAUNCHERS)})

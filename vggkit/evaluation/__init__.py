@@ -7,7 +7,8 @@ Modules: :mod:`~vggkit.evaluation.strategies` (the strategies, ``build_strategy`
 net on its measured fastest backend),
 :mod:`~vggkit.evaluation.metrics` (``topk_error``, ``TopKError``, error tables),
 :mod:`~vggkit.evaluation.posteriors` (save, load, fuse per-image posteriors),
-:mod:`~vggkit.commands.test` and :mod:`~vggkit.commands.fuse` (CLIs). They stand on
+:mod:`~vggkit.evaluation.api` (``evaluate_nets``: all of it in one call, what
+``vggkit test`` runs). They stand on
 :mod:`vggkit.inference` (image views, batching, ranks); the test scales are in
 :mod:`vggkit.engine.scales`.
 """
@@ -24,6 +25,7 @@ _EXPORTS = {
     "evaluate": "loop", "result_key": "loop", "compile_nets": "loop",
     "Posteriors": "posteriors", "fuse": "posteriors", "load_posteriors": "posteriors",
     "save_posteriors": "posteriors",
+    "evaluate_nets": "api", "folder_test_config": "api",
 }
 __all__ = sorted(_EXPORTS) + ["default_test_scales"]
 

@@ -115,7 +115,7 @@ def load_classifier(weights: str | None = None, config: Any = None,
         classes = get_weights_entry(weights).categories
     else:
         if isinstance(config, str):
-            from vggkit.commands import read_config
+            from vggkit.config import read_config
             config = read_config(config)
         if not os.path.isfile(checkpoint):
             raise UserError(f"checkpoint '{checkpoint}' does not exist")

@@ -10,14 +10,15 @@
   :func:`load_features` (one call; ``np.load('DIR/features.npy')`` works too).
 * :mod:`~vggkit.features.runner` -- shards of a task over ranks, resume, the writer lock.
 * :mod:`~vggkit.features.lock` -- one writer per store (an OS file lock).
-* :mod:`~vggkit.commands.extract` -- ``tools/extract_features.py``.
+* :mod:`~vggkit.features.extraction` -- :func:`extract`: a task's images into a store in
+  one call (what ``vggkit extract`` runs).
 """
 from __future__ import annotations
 
 from vggkit import lazy_exports
 from vggkit.features.store import FeatureSet, load_features
 
-__all__ = ["FeatureExtractor", "FeatureSet", "Net", "load_features"]
+__all__ = ["FeatureExtractor", "FeatureSet", "Net", "extract", "load_features"]
 
 # The choices of `vggkit extract`, here (numpy only) so that its --help imports no torch.
 #: the layer a descriptor is read at: the paper's fc7 (penultimate), or fc6 / pool5
@@ -29,4 +30,5 @@ BAD_IMAGE_MODES = ("strict", "skip")
 
 
 # the extractor imports torch; keep `import vggkit.features` (numpy only) light
-__getattr__ = lazy_exports(__name__, {"FeatureExtractor": "extractor", "Net": "extractor"})
+__getattr__ = lazy_exports(__name__, {"FeatureExtractor": "extractor", "Net": "extractor",
+                                      "extract": "extraction"})

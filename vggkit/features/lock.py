@@ -1,7 +1,7 @@
 """One writer per feature store: an OS file lock on ``DIR/.lock``.
 
-A writer holds ``fcntl.flock(LOCK_EX | LOCK_NB)`` on ``DIR/.lock`` for its
-whole run; a second writer is refused at once with :class:`StoreLockedError`
+A writer holds the OS lock of :mod:`filelock` (``flock`` on POSIX, ``msvcrt`` on
+Windows) on ``DIR/.lock`` for its whole run, taken without waiting; a second writer is refused at once with :class:`StoreLockedError`
 naming the holder (PID, host, start time -- written into the file once the
 lock is held). The kernel drops an flock when its process dies, even by
 SIGKILL, so a killed run never leaves a stale lock behind: the next writer
@@ -21,9 +21,9 @@ Details:
 * Only rank 0 of a distributed run locks (see
   :func:`vggkit.features.runner.writer_lock`); the ranks of one run share the
   store by design.
-* Without ``fcntl`` (Windows), or on a filesystem that refuses locks (e.g. NFS
-  without a lock daemon: ENOLCK), the lock degrades to a warning and no
-  protection: make sure only one run writes a store there.
+* On a filesystem that refuses locks (e.g. NFS without a lock daemon: ENOLCK),
+  the lock degrades to a warning and no protection: make sure only one run
+  writes a store there.
 """
 from __future__ import annotations
 
@@ -36,16 +36,12 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any
 
-from vggkit.features.store import LOCK_FILE, StoreError
+from filelock import FileLock, Timeout
 
-try:
-    import fcntl
-except ImportError:  # Windows: no flock; see the module docstring
-    fcntl = None  # type: ignore[assignment]
+from vggkit.features.store import LOCK_FILE, StoreError
 
 #: errnos of a filesystem that cannot lock at all (as opposed to "held by another")
 _NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, getattr(errno, "ENOTSUP", -1)}
-_MAX_TRIES = 50
 
 
 class StoreLockedError(StoreError):
@@ -79,7 +75,9 @@ class StoreLock:
     """The writer lock of the store directory ``root``, as a context manager.
 
     ``with StoreLock(root): ...`` creates ``root`` if needed, takes the lock or
-    raises :class:`StoreLockedError` at once, and releases it on exit.
+    raises :class:`StoreLockedError` at once, and releases it on exit. The OS lock
+    is :mod:`filelock`'s (as the weights cache's); this class adds what a refused
+    writer is told: who holds the store, since when.
 
     Args:
         root: the store directory.
@@ -88,12 +86,12 @@ class StoreLock:
     def __init__(self, root: str) -> None:
         self.root = os.path.abspath(root)
         self.path = os.path.join(self.root, LOCK_FILE)
-        self._fd: int | None = None
+        self._lock: FileLock | None = None
         self._made_root = False  # remove the directory again if the run leaves it empty
 
     @property
     def held(self) -> bool:
-        return self._fd is not None
+        return self._lock is not None
 
     def acquire(self) -> StoreLock:
         """Take the lock (never waits).
@@ -102,25 +100,28 @@ class StoreLock:
             StoreLockedError: another open of the lock holds it.
             StoreError: ``root`` cannot hold a lock file (not a writable directory).
         """
-        if self._fd is not None:
+        if self._lock is not None:
             raise RuntimeError(f"the lock '{self.path}' is already held by this StoreLock")
-        if fcntl is None:
-            self._warn_unlocked("this platform has no fcntl.flock")
-            return self
-        for _ in range(_MAX_TRIES):
-            fd = self._open()
-            if fd is None:
-                continue  # the directory vanished between makedirs and open
-            if not self._flock(fd):
-                return self  # the filesystem cannot lock: warned
-            if self._is_current(fd):
-                self._fd = fd
-                self._write_record(fd)
+        self._make_root()
+        # one lock per StoreLock (not per path or thread): a second open in this process is
+        # refused as another process's is; the record is written once the lock is ours
+        lock = FileLock(self.path, timeout=0, thread_local=False, is_singleton=False,
+                        fallback_to_soft=False, on_acquired=_write_record)
+        try:
+            lock.acquire()
+        except Timeout:
+            holder = _read_record(self.path)
+            raise StoreLockedError(
+                f"feature store '{self.root}' is being written by {describe_holder(holder)} "
+                f"(its lock {self.path} is held); wait for it to finish, or choose another "
+                "--out", holder) from None
+        except OSError as exc:
+            if exc.errno in _NO_LOCKS:
+                self._warn_unlocked(f"its filesystem cannot lock files ({exc.strerror})")
                 return self
-            # the previous holder removed the file between our open and our lock
-            os.close(fd)
-        raise StoreError(f"could not take the lock '{self.path}' in {_MAX_TRIES} tries: it "
-                         "keeps being removed; is something else deleting the store directory?")
+            raise StoreError(f"cannot lock '{self.path}': {exc.strerror or exc}") from exc
+        self._lock = lock
+        return self
 
     def release(self) -> None:
         """Remove the lock file and drop the lock (no-op when not held).
@@ -128,20 +129,19 @@ class StoreLock:
         A directory this lock created is removed too if nothing else was
         written into it (e.g. the run failed on a bad ``--data-root``).
         """
-        fd, self._fd = self._fd, None
-        if fd is None:
+        lock, self._lock = self._lock, None
+        if lock is None:
             return
         try:
-            # unlink while still locked, so nobody can take the lock on a file
-            # that is about to disappear (acquire() checks for that too)
-            if self._is_current(fd):
-                os.unlink(self.path)
+            # unlinked while still locked, so nobody takes the lock on a file that is about
+            # to disappear (filelock retries a lock taken on an unlinked file)
+            os.unlink(self.path)
             if self._made_root:
                 os.rmdir(self.root)  # fails, harmlessly, unless empty
         except OSError:
-            pass  # removal is tidiness only; closing below is what releases
+            pass  # removal is tidiness only; releasing below is what frees the store
         finally:
-            os.close(fd)  # drops the flock
+            lock.release()
 
     def __enter__(self) -> StoreLock:
         return self.acquire()
@@ -150,66 +150,31 @@ class StoreLock:
                  tb: TracebackType | None) -> None:
         self.release()
 
-    # -- helpers ------------------------------------------------------------------
-    def _open(self) -> int | None:
-        """Open (creating if needed) the lock file without changing an existing one.
-
-        None when the directory was removed before the file could be created.
-        """
+    def _make_root(self) -> None:
         try:
             if not os.path.isdir(self.root):
                 os.makedirs(self.root, exist_ok=True)
                 self._made_root = True
-            try:
-                return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-            except FileNotFoundError:
-                return None  # another run's release removed the empty directory just now
         except OSError as exc:
             raise StoreError(f"cannot create the lock file '{self.path}' of the feature store: "
                              f"{exc.strerror or exc}; --out must be a writable directory") from exc
-
-    def _flock(self, fd: int) -> bool:
-        """Lock ``fd``; False when the filesystem cannot lock (warned)."""
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            holder = _read_record(fd)
-            os.close(fd)
-            raise StoreLockedError(
-                f"feature store '{self.root}' is being written by {describe_holder(holder)} "
-                f"(its lock {self.path} is held); wait for it to finish, or choose another "
-                "--out", holder) from None
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in _NO_LOCKS:
-                self._warn_unlocked(f"its filesystem cannot lock files ({exc.strerror})")
-                return False
-            raise StoreError(f"cannot lock '{self.path}': {exc.strerror or exc}") from exc
-
-    def _is_current(self, fd: int) -> bool:
-        """Whether ``fd`` is still the file at ``self.path`` (not removed or replaced)."""
-        try:
-            here, there = os.fstat(fd), os.stat(self.path)
-        except FileNotFoundError:
-            return False
-        return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
-
-    @staticmethod
-    def _write_record(fd: int) -> None:
-        # written only now that the lock is ours: a refused writer reads the holder's
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, (json.dumps(holder_record(), sort_keys=True) + "\n").encode("utf-8"), 0)
 
     def _warn_unlocked(self, why: str) -> None:
         warnings.warn(f"feature store '{self.root}' is not locked against a second writer: "
                       f"{why}; make sure only one run writes it at a time", stacklevel=3)
 
 
-def _read_record(fd: int) -> dict[str, Any] | None:
+def _write_record(fd: int) -> None:
+    # written only now that the lock is ours: a refused writer reads the holder's
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(holder_record(), sort_keys=True) + "\n").encode("utf-8"), 0)
+
+
+def _read_record(path: str) -> dict[str, Any] | None:
     """The holder's record in the lock file, or None while it is empty or unreadable."""
     try:
-        record = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+        with open(path, encoding="utf-8") as f:
+            record = json.loads(f.read(4096))
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None

@@ -3,12 +3,13 @@
 1. data      scikit-learn's digits pasted on cluttered canvases with known boxes
              (:mod:`vggkit.localisation.canvases`), written once under the cache
              directory: 1,200 training and 300 validation canvases;
-2. classify  ``tools/train.py configs/loc/tiny/digits_cls.py``: net A at 1/4 width
-             learns the digit of a canvas from box-aware crops;
-3. localise  ``tools/train.py configs/loc/tiny/digits_{scr,pcr}.py``: the same net
+2. classify  :func:`vggkit.engine.train.train` of ``configs/loc/tiny/digits_cls.py``:
+             net A at 1/4 width learns the digit of a canvas from box-aware crops;
+3. localise  the same of ``configs/loc/tiny/digits_{scr,pcr}.py``: the same net
              with fc8 regressing a box (one shared: SCR; one per class: PCR),
              initialised from the classifier, every layer fine-tuned;
-4. test      ``vggkit localise`` on the validation canvases: the centre-crop and
+4. test      :func:`vggkit.localisation.api.localise` (what ``vggkit localise`` runs)
+             on the validation canvases: the centre-crop and
              the dense protocols at Q = 32, 48, 64, boxes merged greedily, top-1
              and top-5 localisation error against the whole-image and centre-box
              baselines; a PNG of predicted and true boxes.
@@ -18,17 +19,14 @@ and the range.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import time
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 from vggkit import paths
 from vggkit.demo import last_checkpoint
-from vggkit.errors import UserError
 from vggkit.localisation.canvases import write_canvases
 
 CONFIGS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(
@@ -46,41 +44,35 @@ def canvas_root() -> str:
 
 
 def _train(config: str, data: str, work_dir: str, seed: int, epochs: int | None,
-           options: list[str]) -> str:
-    from vggkit.commands.train import main as train_main
-    extra = options + ([f"train_cfg.max_epochs={epochs}"] if epochs else [])
-    argv = [config, "--data-root", data, "--work-dir", work_dir, "--seed", str(seed)]
-    code = train_main(argv + (["--cfg-options", *extra] if extra else []))
-    if code:
-        raise SystemExit(f"vggkit localise --demo: training {config} failed (exit {code})")
+           options: dict[str, Any]) -> str:
+    from vggkit.engine.train import train
+    extra = {**options, **({"train_cfg.max_epochs": epochs} if epochs else {})}
+    train(config, data_root=data, work_dir=work_dir, seed=seed, cfg_options=extra or None)
     return last_checkpoint(work_dir)
 
 
 def run_seed(data: str, work_dir: str, seed: int, epochs: tuple[int, int] | None,
              plot: str | None) -> dict[str, Any]:
     """Train the classifier and both localisers with ``seed``; evaluate both."""
-    from vggkit.commands.localise import main as localise_main
+    from vggkit.fileio import atomic_write_json
+    from vggkit.localisation.api import format_result, localise, plot_result
     timings, results = {}, {}
     start = time.time()
     cls_ckpt = _train(CLASSIFIER, data, os.path.join(work_dir, "cls"), seed,
-                      epochs and epochs[0], [])
+                      epochs and epochs[0], {})
     timings["classifier"] = time.time() - start
     for name, config in LOCALISERS.items():
         start = time.time()
         ckpt = _train(config, data, os.path.join(work_dir, name.lower()), seed,
-                      epochs and epochs[1], [f"model.vgg.init_checkpoint={cls_ckpt}"])
+                      epochs and epochs[1], {"model.vgg.init_checkpoint": cls_ckpt})
         timings[f"{name} training"] = time.time() - start
-        out = os.path.join(work_dir, f"{name.lower()}.json")
         start = time.time()
-        argv = [config, ckpt, "--cls-config", CLASSIFIER, "--cls-checkpoint", cls_ckpt,
-                "--data-root", data, "--out", out, "--no-progress"]
+        results[name] = localise([(config, ckpt, None)], CLASSIFIER, cls_ckpt, data_root=data)
+        print(format_result(results[name]))
+        atomic_write_json(os.path.join(work_dir, f"{name.lower()}.json"), results[name])
         if plot and name == "PCR":
-            argv += ["--plot", plot]
-        if localise_main(argv):
-            raise SystemExit(f"vggkit localise --demo: evaluating {name} failed")
+            plot_result(results[name], plot)
         timings[f"{name} test"] = time.time() - start
-        with open(out, encoding="utf-8") as f:
-            results[name] = json.load(f)
     return {"seed": seed, "results": results, "timings": timings}
 
 
@@ -117,27 +109,32 @@ def format_table(runs: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_demo(args: argparse.Namespace) -> int:
-    """The body of ``vggkit localise --demo`` (see the module docstring)."""
+def run_demo(work_dir: str, seeds: Sequence[int] = (0,), *,
+             epochs: Sequence[int] | None = None, data_root: str | None = None,
+             plot: str | None = None, threads: int | None = None) -> list[dict[str, Any]]:
+    """The whole demo (see the module docstring): one run per seed; prints the table and
+    writes it with the runs' results under ``work_dir``. Returns the runs.
+
+    ``epochs``: the classifier's and each localiser's (default: the tiny configs');
+    ``plot``: the PNG of boxes (default ``work_dir/boxes.png``).
+    """
     import torch
     from vggkit.fileio import atomic_write_json, atomic_write_text
-    if args.config or args.checkpoint or args.localiser:
-        raise UserError("--demo takes no CONFIG CHECKPOINT or --localiser: it trains its own nets")
-    if not args.threads:
+    if not threads:
         torch.set_num_threads(1)  # as fast for these tiny nets, and immune to busy cores
     start = time.time()
-    data = write_canvases(args.data_root or canvas_root())
+    data = write_canvases(data_root or canvas_root())
     print(f"vggkit localise --demo: canvases in {data} ({time.time() - start:.0f} s)", flush=True)
     runs = []
-    for seed in args.seeds:
-        work_dir = os.path.join(args.work_dir, f"seed{seed}")
-        plot = args.plot or os.path.join(args.work_dir, "boxes.png")
-        runs.append(run_seed(data, work_dir, seed, tuple(args.epochs) if args.epochs else None,
-                             plot if seed == args.seeds[0] else None))
+    plot = plot or os.path.join(work_dir, "boxes.png")
+    for seed in seeds:
+        runs.append(run_seed(data, os.path.join(work_dir, f"seed{seed}"), seed,
+                             tuple(epochs) if epochs else None,
+                             plot if seed == seeds[0] else None))
     text = format_table(runs) + f"\n\n  total {time.time() - start:.0f} s; boxes: {plot}"
     print(text)
-    atomic_write_text(os.path.join(args.work_dir, "summary.txt"), text + "\n")
-    atomic_write_json(os.path.join(args.work_dir, "summary.json"), [  # per-image guesses: NAME.json
+    atomic_write_text(os.path.join(work_dir, "summary.txt"), text + "\n")
+    atomic_write_json(os.path.join(work_dir, "summary.json"), [  # per-image guesses: NAME.json
         {**r, "results": {n: {k: v for k, v in res.items() if k != "images"}
                           for n, res in r["results"].items()}} for r in runs])
-    return 0
+    return runs

@@ -67,7 +67,7 @@ class VGGLocaliser(BaseModel):
     """``self.vgg``: a VGG whose fc8 regresses boxes; see the module docstring.
 
     Args:
-        vgg: :func:`vggkit.models.build_vgg` keyword arguments, ``num_classes``
+        vgg: :func:`vggkit.factory.build_vgg` keyword arguments, ``num_classes``
             being the number of object classes (fc8 gets 4 or 4 x classes
             outputs). With ``init='from_checkpoint'`` the classifier at
             ``init_checkpoint`` gives every conv layer (or the first
@@ -80,7 +80,7 @@ class VGGLocaliser(BaseModel):
     def __init__(self, vgg: dict, regression: str = "per_class", finetune: str = "all",
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None) -> None:
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        from vggkit.models import build_vgg
+        from vggkit.factory import build_vgg
         if regression not in REGRESSION:
             raise ValueError(f"regression must be one of {REGRESSION}, got {regression!r}")
         if finetune not in FINETUNE:

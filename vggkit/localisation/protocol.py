@@ -1,6 +1,6 @@
 """Localisation of a test set: guesses per image, errors per protocol, baselines.
 
-Per image and protocol (:mod:`vggkit.localisation.inference`): the
+Per image and protocol (:mod:`vggkit.localisation.candidates`): the
 classifier's top-5 classes by the image posterior (ties to the lower class
 index), and for each of them the localiser's boxes for that class (the one
 shared box for SCR), each with that class's confidence at its location,
@@ -8,7 +8,7 @@ merged greedily (:mod:`vggkit.localisation.merging`); the best cluster,
 clipped to the image, is the guess's box. The same is done for the
 ground-truth class, which measures the boxes alone. With several
 localisation nets the merging runs on the union of their boxes
-(:func:`~vggkit.localisation.inference.fused_candidates`), the paper's fusion.
+(:func:`~vggkit.localisation.candidates.fused_candidates`), the paper's fusion.
 
 Baselines take the same classes with a box that ignores the image: the
 whole image, and a centred box of the mean relative size of the evaluated
@@ -23,7 +23,7 @@ import numpy as np
 
 from vggkit.data.io import read_image
 from vggkit.localisation.boxes import centre_box, clip_boxes
-from vggkit.localisation.inference import PROTOCOLS, BoxNet, Candidates, fused_candidates
+from vggkit.localisation.candidates import PROTOCOLS, BoxNet, Candidates, fused_candidates
 from vggkit.localisation.merging import merge_boxes
 from vggkit.localisation.metrics import best_iou, localisation_error
 

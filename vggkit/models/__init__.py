@@ -9,7 +9,9 @@ _EXPORTS = {
     "load_checkpoint": "io", "read_checkpoint": "io", "save_checkpoint": "io",
     "DEFAULT_PREPROCESS": "preprocess", "normalize": "preprocess",
     "ALIASES": "archs", "CONFIGS": "archs",
-    "VGG": "vgg", "VGGHead": "vgg", "build_vgg": "vgg", "known_archs": "vgg",
+    "VGG": "vgg", "VGGHead": "vgg", "known_archs": "vgg",
+    # deprecated: the builder is vggkit.factory.build_vgg (vgg's __getattr__ says so)
+    "build_vgg": "vgg",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -5,6 +5,8 @@ No torch here, so ``vggkit describe --help`` lists the names without importing i
 """
 from __future__ import annotations
 
+import re
+
 #: Table 1 of the paper, one list of layers per configuration (columns A-E),
 #: plus the "shallow B" control of Sect. 4.1 (each pair of 3x3 convs of B
 #: replaced by one 5x5 conv).
@@ -54,3 +56,39 @@ ALIASES: dict[str, tuple[str, bool]] = {
     "vgg11_bn": ("A", True), "vgg13_bn": ("B", True), "vgg16_bn": ("D", True),
     "vgg19_bn": ("E", True),
 }
+
+
+def known_archs() -> list[str]:
+    """Every name :func:`vggkit.factory.build_vgg` accepts."""
+    return [*CONFIGS, *ALIASES]
+
+
+def resolve_arch(arch: str) -> tuple[str, bool]:
+    """Map a configuration name or alias (any case) to ``(config, batch_norm)``.
+
+    Raises:
+        ValueError: naming the unknown value and every known name.
+    """
+    by_lower = {k.lower(): (k, False) for k in CONFIGS}
+    by_lower.update({k.lower(): v for k, v in ALIASES.items()})
+    key = str(arch).lower()
+    if key not in by_lower:  # 'shallow_b', 'a_lrn'
+        key = key.replace("_", "-")
+    if key not in by_lower:
+        raise ValueError(f"unknown VGG arch '{arch}'; known: {', '.join(known_archs())}")
+    return by_lower[key]
+
+
+_CONV = re.compile(r"conv(\d+)-(\d+)")
+
+
+def parse_layer(token: str) -> tuple[str, int, int]:
+    """``'conv3-64'`` -> ``('conv', 3, 64)``; ``'maxpool'`` -> ``('maxpool', 2, 0)``."""
+    match = _CONV.fullmatch(token)
+    if match:
+        return "conv", int(match.group(1)), int(match.group(2))
+    if token == "maxpool":
+        return "maxpool", 2, 0
+    if token == "LRN":
+        return "LRN", 5, 0
+    raise ValueError(f"unknown layer '{token}' in a VGG configuration")

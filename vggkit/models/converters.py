@@ -38,7 +38,7 @@ from vggkit.fileio import atomic_torch_save
 from vggkit.models.archs import CONFIGS
 from vggkit.models.io import read_checkpoint, save_checkpoint
 from vggkit.models.preprocess import TORCHVISION_PREPROCESS
-from vggkit.models.vgg import VGG, build_vgg, scaled
+from vggkit.models.vgg import VGG, scaled
 
 Table = list[tuple[str, str, tuple[int, ...]]]
 
@@ -128,7 +128,7 @@ class WeightConverter(abc.ABC):
         problems = []
         for candidate in candidates:
             with torch.device("meta"):
-                model = build_vgg(candidate, init="none", **config)
+                model = VGG(candidate, init="none", **config)
             table = self.table(model)
             problem = _mismatch(table, theirs)
             if problem is None:
@@ -178,7 +178,7 @@ def _model_for(ours: Mapping[str, Tensor], arch: str) -> VGG:
     fc6, fc7, fc8 = (ours[f"head.fc{i}.weight"] for i in (6, 7, 8))
     width_mult = ours["features.0.weight"].shape[0] / 64
     with torch.device("meta"):
-        return build_vgg(arch, fc8.shape[0], init="none", fc_width=fc7.shape[0],
+        return VGG(arch, fc8.shape[0], init="none", fc_width=fc7.shape[0],
                          width_mult=width_mult, input_size=32 * fc6.shape[-1],
                          batch_norm=any(k.endswith("running_mean") for k in ours))
 

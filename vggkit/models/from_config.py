@@ -7,13 +7,19 @@ the checkpoint holds its weights and the preprocessing they expect.
 from __future__ import annotations
 
 import difflib
-import inspect
 import types
 import typing
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 from vggkit.models.io import load_checkpoint, read_checkpoint
-from vggkit.models.vgg import VGG, build_vgg
+from vggkit.models.vgg import VGG
+
+def build_hints() -> dict[str, Any]:
+    """The type of each argument of ``build_vgg`` (:mod:`vggkit.factory`), what a config's
+    ``model.vgg`` holds: VGG's own, ``num_classes`` None (the data's count), ``weights``."""
+    hints = {k: v for k, v in typing.get_type_hints(VGG.__init__).items() if k != "return"}
+    return {**hints, "num_classes": Optional[int], "weights": Optional[str]}
+
 
 # keys of an mmengine model dict that are not build_vgg arguments
 _NOT_VGG = {"type", "data_preprocessor", "init_cfg", "train_cfg", "test_cfg"}
@@ -33,7 +39,7 @@ def vgg_kwargs(model_cfg: Mapping[str, Any], source: str = "config") -> dict[str
     if "arch" not in kwargs:
         raise ValueError(f"{source}: cannot find the VGG arguments in cfg.model (looked for "
                          "model.vgg.arch, model.backbone.arch and model.arch)")
-    accepted = set(inspect.signature(build_vgg).parameters)
+    accepted = set(build_hints())
     kwargs = {k: v for k, v in kwargs.items() if k in accepted}
     check_vgg_arguments(kwargs, f"{source}: model.vgg")
     return kwargs
@@ -61,7 +67,7 @@ def check_vgg_arguments(kwargs: Mapping[str, Any], where: str = "model.vgg") -> 
     Raises:
         ValueError: naming ``where.key``, the value and the nearest argument.
     """
-    hints = {k: v for k, v in typing.get_type_hints(build_vgg).items() if k != "return"}
+    hints = build_hints()
     for key, value in kwargs.items():
         if key not in hints:
             close = difflib.get_close_matches(key, list(hints), n=1)
@@ -96,6 +102,7 @@ def build_from_config(config: Any, checkpoint: str, source: str = "config"
     if kwargs.get("num_classes") is None:  # configs may leave it to the dataset
         kwargs["num_classes"] = checkpoint_num_classes(checkpoint)
     # the checkpoint overwrites every weight: skip initialisation (and any init checkpoint)
-    model = build_vgg(**{**kwargs, "init": "none"})
+    # the checkpoint is the weights: a config's published 'weights' would only be overwritten
+    model = VGG(**{**{k: v for k, v in kwargs.items() if k != "weights"}, "init": "none"})
     meta = load_checkpoint(model, checkpoint)
     return model.eval(), meta, kwargs

@@ -45,8 +45,7 @@ def full_size_fan_ins(arch: str) -> list[int]:
     The paper's net: Table 1's widths, 224-pixel crops (fc6 sees a 7 x 7 pool5
     map), 4096-wide FC layers.
     """
-    from vggkit.models.archs import CONFIGS
-    from vggkit.models.vgg import parse_layer  # vgg imports this module
+    from vggkit.models.archs import CONFIGS, parse_layer
     fan_ins, channels = [], 3
     for token in CONFIGS[arch]:
         kind, size, width = parse_layer(token)

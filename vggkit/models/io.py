@@ -101,7 +101,7 @@ def _check_fits(model: nn.Module, state_dict: Mapping[str, Tensor], meta: Mappin
                          + " (strict=False ignores missing/unexpected keys)")
     arch = meta.get("arch")
     if arch is not None and hasattr(model, "arch"):
-        from vggkit.models.vgg import resolve_arch
+        from vggkit.models.archs import resolve_arch
         config, bn = resolve_arch(arch)
         bn = bool(meta.get("batch_norm", bn))
         if (config, bn) != (model.arch, model.batch_norm):

@@ -13,53 +13,19 @@ the weights, so the paper's dense evaluation (Sect. 3.2) needs no copying.
 from __future__ import annotations
 
 import functools
-import re
+import importlib
 from typing import Callable, Sequence
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vggkit.models.archs import ALIASES, CONFIGS
+from vggkit import renamed
+from vggkit.models.archs import (ALIASES, CONFIGS, known_archs, parse_layer,  # noqa: F401
+                                 resolve_arch)
 from vggkit.models.init import initialize
 from vggkit.models.lrn import LocalResponseNorm
 
 DENSE_LAYERS = ("pool5", "fc6", "fc7")
-_CONV = re.compile(r"conv(\d+)-(\d+)")
-
-
-def known_archs() -> list[str]:
-    """Every name :func:`build_vgg` accepts."""
-    return [*CONFIGS, *ALIASES]
-
-
-def resolve_arch(arch: str) -> tuple[str, bool]:
-    """Map a configuration name or alias (any case) to ``(config, batch_norm)``.
-
-    Raises:
-        ValueError: naming the unknown value and every known name.
-    """
-    by_lower = {k.lower(): (k, False) for k in CONFIGS}
-    by_lower.update({k.lower(): v for k, v in ALIASES.items()})
-    key = str(arch).lower()
-    if key not in by_lower:  # 'shallow_b', 'a_lrn'
-        key = key.replace("_", "-")
-    if key not in by_lower:
-        raise ValueError(f"unknown VGG arch '{arch}'; known: {', '.join(known_archs())}")
-    return by_lower[key]
-
-
-def parse_layer(token: str) -> tuple[str, int, int]:
-    """``'conv3-64'`` -> ``('conv', 3, 64)``; ``'maxpool'`` -> ``('maxpool', 2, 0)``."""
-    match = _CONV.fullmatch(token)
-    if match:
-        return "conv", int(match.group(1)), int(match.group(2))
-    if token == "maxpool":
-        return "maxpool", 2, 0
-    if token == "LRN":
-        return "LRN", 5, 0
-    raise ValueError(f"unknown layer '{token}' in a VGG configuration")
-
-
 def scaled(channels: int, width_mult: float) -> int:
     """Conv width after the width multiplier (at least 1 channel)."""
     return max(1, int(round(channels * width_mult)))
@@ -291,30 +257,8 @@ class VGG(nn.Module):
                 f"input_size={self.input_size}, fc_width={self.fc_width}")
 
 
-def build_vgg(arch: str, num_classes: int | None = None, *, batch_norm: bool = False,
-              dropout: float = 0.5, fc_width: int = 4096, width_mult: float = 1.0,
-              input_size: int = 224, init: str = "paper", init_std: float = 0.01,
-              pre_logits_relu: bool = True, adaptive_pool: bool = False,
-              init_checkpoint: str | None = None, init_conv_layers: int | None = 4,
-              init_fc_layers: int = 3, init_fc: Sequence[str] | None = None,
-              init_random: str = "paper", weights: str | None = None) -> VGG:
-    """Build a VGG net of Table 1; see :class:`VGG` for the arguments.
-
-    ``weights`` loads published weights by name, ``build_vgg('D',
-    weights='vgg16.torchvision')`` (see ``vggkit weights list``), fetched and
-    converted once into the vggkit cache, or a vggkit checkpoint by path. The
-    arch must be the weights' own; num_classes (default 1000) and the shape
-    arguments default to theirs.
-
-    Example:
-        >>> model = build_vgg('D', num_classes=10, width_mult=0.125, fc_width=64)
-    """
-    kwargs = dict(batch_norm=batch_norm, dropout=dropout, fc_width=fc_width,
-                  width_mult=width_mult, input_size=input_size, init=init, init_std=init_std,
-                  pre_logits_relu=pre_logits_relu, adaptive_pool=adaptive_pool,
-                  init_checkpoint=init_checkpoint, init_conv_layers=init_conv_layers,
-                  init_fc_layers=init_fc_layers, init_fc=init_fc, init_random=init_random)
-    if weights is not None:
-        from vggkit.weights.resolve import build_with_weights  # the catalogue needs our VGG
-        return build_with_weights(weights, arch, num_classes, kwargs)
-    return VGG(arch, 1000 if num_classes is None else num_classes, **kwargs)
+# build_vgg moved above the models and the weights, to vggkit.factory; it is found by name
+# when asked for, so that the models import nothing from the layers above them
+__getattr__ = renamed(__name__, {"build_vgg": (
+    "vggkit.factory.build_vgg (or vggkit.build_vgg)",
+    lambda: importlib.import_module("vggkit.factory").build_vgg)})

@@ -11,19 +11,21 @@ torchvision's ``weights.transforms()``.
 The catalogue is a registry (``WEIGHTS``) filled by the
 ``vggkit_register_weights`` hook, so plugins add entries. See docs/weights.md.
 """
+# the module first: the function 'transform' below then takes the name in this package
+from vggkit.weights.transform import WeightsTransform  # noqa: I001
 from vggkit.weights.catalogue import (BUILTIN_WEIGHTS, UnknownWeightsError, WeightsEntry,
                                       WeightsError, get_weights_entry, imagenet_categories,
-                                      list_weights, weights_names)
+                                      list_weights, transform, weights_names)
 from vggkit.weights.download import ChecksumError, DownloadError, OfflineError, offline_reason
 from vggkit.weights.resolve import (cache_dir, cache_report, cached_checkpoint, cached_problem,
                                     config_for_weights, converted_path, download_path,
                                     fetch_weights, legacy_converted_path, resolve_weights,
-                                    weights_status)
-from vggkit.weights.transform import WeightsTransform, transform
+                                    weights_dir, weights_status)
 
 __all__ = ["BUILTIN_WEIGHTS", "ChecksumError", "DownloadError", "OfflineError",
            "UnknownWeightsError", "WeightsEntry", "WeightsError", "WeightsTransform",
            "cache_dir", "cache_report", "cached_checkpoint", "cached_problem",
            "config_for_weights", "converted_path", "download_path", "fetch_weights",
            "get_weights_entry", "imagenet_categories", "legacy_converted_path", "list_weights",
-           "offline_reason", "resolve_weights", "transform", "weights_names", "weights_status"]
+           "offline_reason", "resolve_weights", "transform", "weights_dir", "weights_names",
+           "weights_status"]

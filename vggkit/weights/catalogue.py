@@ -63,7 +63,7 @@ class WeightsEntry:
             the publisher gives none.
         hash_source: where that checksum is published (or why there is none).
         num_classes: outputs of fc8.
-        build_args: further :func:`~vggkit.models.build_vgg` arguments the
+        build_args: further :func:`~vggkit.factory.build_vgg` arguments the
             weights need (empty for the paper's full-size nets).
         test_scales: the publisher's test scales Q (smallest image side).
         accuracy: reported ImageNet-1k val accuracy in %, ``{'acc@1', 'acc@5'}``.
@@ -103,7 +103,7 @@ class WeightsEntry:
     classes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from vggkit.models.vgg import resolve_arch
+        from vggkit.models.archs import resolve_arch
         if not self.name or any(c.isspace() or c in "/\\" for c in self.name):
             raise ValueError(f"weights name {self.name!r} must be non-empty, without spaces "
                              "or slashes")
@@ -134,7 +134,10 @@ class WeightsEntry:
         return self.name
 
     def __call__(self, **kwargs: Any) -> Any:
-        from vggkit.models.vgg import build_vgg
+        # the builder sits above the catalogue (vggkit.factory imports it): found by name at
+        # call time, so that the catalogue, which is data, imports nothing above it
+        import importlib
+        build_vgg = importlib.import_module("vggkit.factory").build_vgg
         return build_vgg(kwargs.pop("arch", self.arch), weights=self.name, **kwargs)
 
     @property
@@ -155,7 +158,8 @@ class WeightsEntry:
     def transform(self) -> Any:
         """The preprocessing of a PIL image for these weights (:class:`WeightsTransform`)."""
         from vggkit.weights.transform import WeightsTransform
-        return WeightsTransform.for_entry(self)
+        return WeightsTransform(int(self.test_scales[0]), int(entry_shape(self)["input_size"]),
+                                self.preprocess)
 
     @property
     def hash_status(self) -> str:
@@ -192,12 +196,33 @@ def get_weights_entry(name: str, files: bool = True) -> WeightsEntry:
     return entry
 
 
+#: build_vgg arguments besides arch and num_classes that shape the weights
+SHAPE_ARGS = ("fc_width", "width_mult", "input_size")
+
+
+def vgg_defaults() -> dict[str, Any]:
+    """``{argument: default}`` of :class:`~vggkit.models.vgg.VGG`: the shapes weights
+    have when an entry's ``build_args`` leave them out."""
+    import inspect
+
+    from vggkit.models.vgg import VGG
+    return {k: p.default for k, p in inspect.signature(VGG).parameters.items()}
+
+
+def entry_shape(entry: WeightsEntry) -> dict[str, Any]:
+    """What the converted checkpoint records: arch, batch_norm, num_classes and SHAPE_ARGS."""
+    from vggkit.models.archs import resolve_arch
+    config, bn = resolve_arch(entry.arch)
+    defaults = vgg_defaults()
+    return {"arch": config, "batch_norm": bn, "num_classes": entry.num_classes,
+            **{k: entry.build_args.get(k, defaults[k]) for k in SHAPE_ARGS}}
+
+
 def weights_names() -> list[str]:
     """The catalogue's names: built-ins, then each plugin's (qualified, ``plugin.name``,
     where a built-in or another plugin has the same name)."""
-    from vggkit.plugins import load_plugins
     from vggkit.registry import WEIGHTS
-    load_plugins()
+    WEIGHTS.load_plugins()
     names = list(WEIGHTS.module_dict)
     claims = Counter(n for c in WEIGHTS.plugins.values() for n in c)
     for plugin, components in WEIGHTS.plugins.items():
@@ -300,3 +325,10 @@ BUILTIN_WEIGHTS: tuple[WeightsEntry, ...] = (
         reference="https://github.com/open-mmlab/mmpretrain/blob/main/configs/vgg/metafile.yml",
         publisher_cache="torch_hub"),
 )
+
+
+def transform(name: str) -> Any:
+    """The preprocessing transform of the weights ``name`` ('vggkit weights list'), e.g.
+    ``transform('vgg16.torchvision')(img)[None]`` is the batch ``build_vgg('D',
+    weights='vgg16.torchvision')`` expects. Raises UnknownWeightsError for another name."""
+    return get_weights_entry(name, files=False).transform()

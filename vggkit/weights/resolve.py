@@ -3,7 +3,7 @@
 :func:`resolve_weights` looks, in order, at
 
 1. a local path: an existing file is returned as it is (a vggkit checkpoint);
-2. the vggkit cache (:func:`cache_dir`, ``weights/`` in the cache root of
+2. the vggkit cache (:func:`weights_dir`, ``weights/`` in the cache root of
    :mod:`vggkit.paths`): ``NAME.pth``, the converted checkpoint, verified
    (:func:`cached_problem`; one that fails is named, never deleted), else
    ``downloads/NAME/FILE``, the published file (downloaded earlier or put
@@ -35,24 +35,33 @@ from vggkit import paths
 from vggkit.errors import plural
 from vggkit.fileio import atomic_write_json, file_sha256
 from vggkit.models.converters import import_weights
-from vggkit.weights.catalogue import WeightsEntry, WeightsError, get_weights_entry
+from vggkit.weights.catalogue import (SHAPE_ARGS, WeightsEntry, WeightsError,  # noqa: F401
+                                      entry_shape, get_weights_entry, vgg_defaults)
 from vggkit.weights.download import (ChecksumError, OfflineError, describe_digest,
                                      digest_matches, download, offline_reason)
 
 
-def cache_dir() -> Path:
+def weights_dir() -> Path:
     """``weights/`` of the cache root: ``$VGGKIT_CACHE/weights`` (``~/.cache/vggkit/weights``)."""
     return paths.cache_dir("weights")
 
 
+def cache_dir() -> Path:
+    """Deprecated: :func:`weights_dir` (``vggkit.demo`` had a ``cache_dir`` of its own)."""
+    import warnings
+    warnings.warn("vggkit.weights.cache_dir is deprecated; use vggkit.weights.weights_dir",
+                  DeprecationWarning, stacklevel=2)
+    return weights_dir()
+
+
 def converted_path(entry: WeightsEntry) -> Path:
     """Where the converted vggkit checkpoint of ``entry`` is cached."""
-    return cache_dir() / f"{entry.name}.pth"
+    return weights_dir() / f"{entry.name}.pth"
 
 
 def download_path(entry: WeightsEntry) -> Path:
     """Where the published file of ``entry`` is downloaded to (or may be put by hand)."""
-    return cache_dir() / "downloads" / entry.name / entry.filename
+    return weights_dir() / "downloads" / entry.name / entry.filename
 
 
 # An earlier vggkit with VGGKIT_CACHE set kept the weights directly in it (NAME.pth,
@@ -196,7 +205,7 @@ def fetch_weights(entry: WeightsEntry, progress: bool = True) -> str:
     found = _verified_cached(entry)
     if found is None:
         # one process fetches and converts; the others (e.g. torchrun's ranks) wait and reuse it
-        with _exclusive(cache_dir() / f".{entry.name}.lock", entry.name):
+        with _exclusive(weights_dir() / f".{entry.name}.lock", entry.name):
             found = _verified_cached(entry)
             if found is None:
                 found = converted_path(entry)
@@ -217,20 +226,23 @@ def _verified_cached(entry: WeightsEntry) -> Path | None:
 
 @contextmanager
 def _exclusive(path: Path, what: str) -> Iterator[None]:
-    """Hold ``fcntl.flock`` on ``path``, waiting for another holder (no-op without locks)."""
+    """Hold the OS lock on ``path`` (:mod:`filelock`), waiting for another holder and saying so.
+
+    The feature store's writer lock (:mod:`vggkit.features.lock`) refuses instead of
+    waiting and names its holder; here the second process only has to wait its turn.
+    """
+    from filelock import FileLock, Timeout
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as f:
-        try:
-            import fcntl
-            try:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                print(f"vggkit: waiting for another process fetching weights '{what}'",
-                      file=sys.stderr)
-                fcntl.flock(f, fcntl.LOCK_EX)
-        except (ImportError, OSError):  # no fcntl (Windows), or a filesystem without locks
-            pass
-        yield  # closing the file releases the lock
+    lock = FileLock(os.fspath(path))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"vggkit: waiting for another process fetching weights '{what}'", file=sys.stderr)
+        lock.acquire()
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def _sidecar(out: Path) -> Path:
@@ -294,26 +306,6 @@ def _mismatch(entry: WeightsEntry, meta: Mapping[str, Any]) -> str | None:
 
 
 # -- building ---------------------------------------------------------------------------
-#: build_vgg arguments besides arch and num_classes that shape the weights
-SHAPE_ARGS = ("fc_width", "width_mult", "input_size")
-
-
-def _build_defaults() -> dict[str, Any]:
-    import inspect
-
-    from vggkit.models.vgg import build_vgg
-    return {k: p.default for k, p in inspect.signature(build_vgg).parameters.items()}
-
-
-def entry_shape(entry: WeightsEntry) -> dict[str, Any]:
-    """What the converted checkpoint records: arch, batch_norm, num_classes and SHAPE_ARGS."""
-    from vggkit.models.vgg import resolve_arch
-    config, bn = resolve_arch(entry.arch)
-    defaults = _build_defaults()
-    return {"arch": config, "batch_norm": bn, "num_classes": entry.num_classes,
-            **{k: entry.build_args.get(k, defaults[k]) for k in SHAPE_ARGS}}
-
-
 def pretrained_build_args(name: str, arch: str, num_classes: int | None,
                           given: Mapping[str, Any]) -> tuple[WeightsEntry, dict[str, Any]]:
     """``(entry, build_vgg kwargs)`` for ``build_vgg(arch, num_classes, **given, weights=name)``.
@@ -321,9 +313,9 @@ def pretrained_build_args(name: str, arch: str, num_classes: int | None,
     Arguments that shape the weights left at build_vgg's defaults take the
     entry's values; another arch, num_classes or shape is refused, naming both.
     """
-    from vggkit.models.vgg import resolve_arch
+    from vggkit.models.archs import resolve_arch
     entry = get_weights_entry(name)
-    shape, defaults = entry_shape(entry), _build_defaults()
+    shape, defaults = entry_shape(entry), vgg_defaults()
     config, bn = resolve_arch(arch)
     bn = bool(bn or given.get("batch_norm"))
     if (config, bn) != (shape["arch"], shape["batch_norm"]):

@@ -10,12 +10,13 @@ gives exactly ``vggkit classify --protocol center``'s posteriors.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
 from PIL import Image
 from torch import Tensor
 
-from vggkit.weights.catalogue import WeightsEntry, get_weights_entry
+if TYPE_CHECKING:  # the catalogue makes transforms of its entries: it imports this module
+    from vggkit.weights.catalogue import WeightsEntry
 
 
 @dataclass(frozen=True)
@@ -43,9 +44,7 @@ class WeightsTransform:
     @classmethod
     def for_entry(cls, entry: WeightsEntry) -> "WeightsTransform":
         """The transform of catalogue entry ``entry``: its first test scale and input size."""
-        from vggkit.weights.resolve import entry_shape
-        return cls(int(entry.test_scales[0]), int(entry_shape(entry)["input_size"]),
-                   entry.preprocess)
+        return entry.transform()
 
     def __call__(self, img: Image.Image) -> Tensor:
         from vggkit.evaluation.strategies import CenterCrop
@@ -64,10 +63,3 @@ class WeightsTransform:
         p = self.preprocess
         return (f"WeightsTransform(resize_size={self.resize_size}, crop_size={self.crop_size}, "
                 f"mean={p['mean']}, std={p['std']}, bgr={p['bgr']}, interpolation=bilinear)")
-
-
-def transform(name: str) -> WeightsTransform:
-    """The preprocessing transform of the weights ``name`` ('vggkit weights list'), e.g.
-    ``transform('vgg16.torchvision')(img)[None]`` is the batch ``build_vgg('D',
-    weights='vgg16.torchvision')`` expects. Raises UnknownWeightsError for another name."""
-    return get_weights_entry(name, files=False).transform()

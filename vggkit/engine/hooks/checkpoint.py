@@ -29,7 +29,8 @@ from mmengine.hooks import CheckpointHook
 
 from vggkit.engine.scales import checkpoint_train_scale
 from vggkit.fileio import atomic_write_bytes, atomic_write_text
-from vggkit.safe_load import register_mmengine_loader, with_content_hash
+from vggkit.content_hash import with_content_hash
+from vggkit.safe_load import load_verified
 
 ITER_TMPL = "iter_{}.pth"
 BACKEND_NAME = "vggkit_atomic_local"
@@ -53,6 +54,22 @@ class AtomicLocalBackend(LocalBackend):
 
 # force=True: re-importing (e.g. after a plugin reload) must not fail
 register_backend(BACKEND_NAME, AtomicLocalBackend, force=True)
+
+
+def load_from_vggkit(filename: str, map_location: Any = None) -> Any:
+    """mmengine's local checkpoint loader, through :func:`load_verified`.
+
+    (mmengine logs the name after ``load_from_``: "Loads checkpoint by vggkit backend".)
+    """
+    filename = os.path.expanduser(filename)
+    return load_verified(filename, map_location=map_location)
+
+
+def register_mmengine_loader() -> None:
+    """Make mmengine's runner (resume, ``load_from``) load local files like vggkit does."""
+    from mmengine.runner.checkpoint import CheckpointLoader
+    CheckpointLoader.register_scheme(prefixes="", loader=load_from_vggkit, force=True)
+
 
 # every runner with this hook resumes through the checked loader (one error per bad file)
 register_mmengine_loader()

@@ -48,9 +48,9 @@ __all__ = ["check", "RUNS", "CONFIG"]
 
 def digits_root() -> str:
     """The 10-class digits folder (``train/`` + ``val/``), written once beside the demo's."""
-    from vggkit.demo import cache_dir, write_digits
-    return write_digits(os.path.join(os.path.dirname(cache_dir()), "digits10-v1"),
-                        source_classes=10)["source"]
+    from vggkit import paths
+    from vggkit.demo import write_digits
+    return write_digits(os.fspath(paths.cache_dir("digits10-v1")), source_classes=10)["source"]
 
 
 def split_sizes(data_root: str) -> tuple[int, list[str]]:

@@ -7,7 +7,6 @@ last epoch checkpoint and skips finished ones.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import os
 import time
@@ -111,17 +110,10 @@ def run_options(run: Run, seed: int, epochs: int, stats_file: str, work_dir: str
 
 def build_config(config: str, data_root: str, work_dir: str, seed: int,
                  options: Mapping[str, Any], resume: bool = True) -> Any:
-    """The runner config of one run: the only place that calls the training library's loader.
-
-    ``load_config`` reads an ``argparse.Namespace`` of ``vggkit train``'s options; this
-    fills one from plain values, so that only this function changes when it takes them.
-    """
+    """The runner config of one run: the training library's loader with the run's values."""
     from vggkit.engine.train import load_config
-    args = argparse.Namespace(
-        config=config, cfg_options=dict(options), launcher="none", work_dir=work_dir,
-        data_root=data_root, weights=None, seed=seed, deterministic=False, resume="auto" if resume else None,
-        amp=None, channels_last=False, strict_health=False, layer_stats=None)
-    return load_config(args)
+    return load_config(config, cfg_options=dict(options), work_dir=work_dir, data_root=data_root,
+                       seed=seed, resume="auto" if resume else None)
 
 
 def train_one(config: str, data_root: str, work_dir: str, seed: int,
