@@ -85,6 +85,16 @@ def test_in_place_casts_the_net_itself(casts):
     assert casts[0][1] is model and next(model.parameters()).dtype == torch.bfloat16
 
 
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_channels_last_is_the_conv_stacks_and_the_fc_view_stays_a_view(precision, casts):
+    model = tiny_vgg(5, init="glorot")
+    compile_for_inference(model, "logits", "eager", precision=precision, in_place=True)
+    conv = next(m for m in model.features.modules() if isinstance(m, torch.nn.Conv2d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    fc6 = model.head.fc6.weight  # F.linear on it flattened: a view, not a copy per call
+    assert fc6.is_contiguous() and fc6.flatten(1).data_ptr() == fc6.data_ptr()
+
+
 def test_forced_bf16_everywhere_is_the_cast_once_path(casts, monkeypatch):
     """``precision='bf16'`` with backend auto: eager bf16 in every caller, probing or not."""
     from vggkit.features.extractor import FeatureExtractor, Net

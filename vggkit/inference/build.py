@@ -76,7 +76,12 @@ def build(model: nn.Module, output: str, backend: str, precision: str, device: t
     if backend in ("eager", "compile"):
         net = _cast(model.eval(), DTYPES[precision], device, in_place)
         if not nchw:
-            net = net.to(memory_format=torch.channels_last)
+            # the conv stack only: the head's weights stay contiguous, so that the FC view
+            # (F.linear on fc6's weight flattened) stays a view and not a copy of 103 M
+            # weights per call
+            features = getattr(net, "features", None)
+            (features if isinstance(features, nn.Module) else net).to(
+                memory_format=torch.channels_last)
         module = _Output(net, output, relu).eval()
         prepare = _input(device, DTYPES[precision], not nchw)
         if backend == "eager":
