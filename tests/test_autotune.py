@@ -242,6 +242,7 @@ def test_inputs_of_many_sizes_leave_out_the_traced_backend(net, probe_env):
 
 def test_offered_candidates(net, monkeypatch):
     cpu = torch.device("cpu")
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # the reason without native bf16
     monkeypatch.setattr(backends, "compiler_available", lambda device: True)
     monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
     found, why = autotune.offered(cpu, "auto", [net], "logits", None)

@@ -79,6 +79,7 @@ def test_static_auto_when_not_measured(nets, monkeypatch):
 
 
 def test_reduced_precision_pays_on_cuda_and_native_bf16_cpus_only(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # its own reason: tested elsewhere
     monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
     assert reduced_precision(torch.device("cpu")) == (None, "no AVX-512 BF16/AMX")
     assert reduced_precision(torch.device("cuda"))[0] == "fp16"
