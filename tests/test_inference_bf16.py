@@ -86,13 +86,23 @@ def test_in_place_casts_the_net_itself(casts):
 
 
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_channels_last_is_the_conv_stacks_and_the_fc_view_stays_a_view(precision, casts):
-    model = tiny_vgg(5, init="glorot")
-    compile_for_inference(model, "logits", "eager", precision=precision, in_place=True)
-    conv = next(m for m in model.features.modules() if isinstance(m, torch.nn.Conv2d))
+@pytest.mark.parametrize("output", ["logits", "dense"])
+def test_channels_last_layout_of_the_conv_stack_and_the_head(precision, output, casts):
+    """The convs run channels-last; the head too for the dense maps on a net of the path's
+    own, while the caller's net (fp32) keeps its head contiguous for its FC view."""
+    torch.manual_seed(0)  # fc6 a 2x2 conv: its layouts differ (a 1x1 conv's would not)
+    model = build_vgg("A", num_classes=5, width_mult=1 / 16, fc_width=32, input_size=64,
+                      init="glorot").eval()
+    compile_for_inference(model, output, "eager", precision=precision)
+    net = casts[-1][1]
+    assert net.head.fc6.weight.shape[-1] == 2
+    conv = next(m for m in net.features.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    fc6 = model.head.fc6.weight  # F.linear on it flattened: a view, not a copy per call
-    assert fc6.is_contiguous() and fc6.flatten(1).data_ptr() == fc6.data_ptr()
+    fc6 = net.head.fc6.weight
+    if output == "dense" and net is not model:
+        assert fc6.is_contiguous(memory_format=torch.channels_last)
+    else:  # F.linear on it flattened: a view, not a copy per call
+        assert fc6.is_contiguous() and fc6.flatten(1).data_ptr() == fc6.data_ptr()
 
 
 def test_forced_bf16_everywhere_is_the_cast_once_path(casts, monkeypatch):
