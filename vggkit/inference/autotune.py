@@ -1,32 +1,23 @@
 """'auto' resolved by measuring: the fastest path that agrees with fp32 eager, on this machine.
 
-The layers, each importing only those below it: :mod:`~vggkit.inference.names`
-(the names), :mod:`~vggkit.inference.backends` (what can run here),
-:mod:`~vggkit.inference.build` (a path's runner), this module (the choice), and
-:mod:`~vggkit.inference.runners` (the public face: ``compile_for_inference``,
-``CompiledNet``).
+Layers, each importing only those before it: :mod:`~vggkit.inference.names`,
+:mod:`~vggkit.inference.backends` (what can run here), :mod:`~vggkit.inference.build`
+(a path's runner), this module (the choice), :mod:`~vggkit.inference.runners`
+(the public face). What each part buys, with its figure: ``docs/inference.md``.
 
-On first use per key (CPU model + ISA flags and oneDNN's limit, threads, torch
-and onnxruntime versions, device, the nets' parameter shapes, output, ReLU, the
-probe's batch and size, the candidates), every candidate path (:func:`offered`)
-is built and timed on one fixed input of the batch and size the caller will
-feed (the batch capped at :data:`PROBE_MAX_BATCH`, past which the time per
-image no longer changes): a first call that is also the check, then up to
-:data:`ROUNDS` rounds in rotated order, median per candidate. A candidate whose
-output disagrees with fp32 eager (:func:`agreement`) is rejected with its
-reason; one whose best time is over :data:`PRUNE_RATIO` times the best
-candidate's leaves the race early. The figures are cached in
-``autotune/autotune.json`` under ``$VGGKIT_CACHE`` (``VGGKIT_AUTOTUNE_CACHE`` or
-``cache`` override the file), and the choice (:func:`decide`) is made from them:
-the lowest median, except that a ``torch.compile`` path must pay back its
-compile time within the calls the caller expects (``runs``; without it
-compile is not offered). It is printed once per process, with the figures
-that chose it. In a process group only rank 0 probes and every rank takes its
-choice. The probe's own runner of the winner is returned with the choice
-(:class:`Choice`), so the winner is not exported, traced or compiled twice.
-
-``VGGKIT_AUTOTUNE=off`` skips probing: 'auto' then takes the first available of
-:data:`STATIC_ORDER`, in fp32 (no agreement is checked without a probe).
+On first use per key (machine, ISA flags and oneDNN's limit, threads, library
+versions, device, the nets' parameter shapes, output, the probe's batch and
+size, the candidates), every candidate (:func:`offered`) is built and run on
+one input of the batch (up to :data:`PROBE_MAX_BATCH`) and size the caller
+feeds: a first call that is also the check (:func:`agreement`), then up to
+:data:`ROUNDS` rounds in rotated order, the clearly slower leaving early
+(:data:`PRUNE_RATIO`). The figures are cached (:func:`cache_path`) and the
+choice made from them (:func:`decide`: the lowest median; ``torch.compile``
+only when its compile time is paid back within the caller's ``runs``),
+printed once per process with the figures that chose it, and returned with
+the probe's runners of the winner (:class:`Choice`), so nothing is built
+twice. In a process group rank 0 decides for all. ``VGGKIT_AUTOTUNE=off``:
+:func:`static_choice`, in fp32 (no agreement is checked without a probe).
 """
 from __future__ import annotations
 
