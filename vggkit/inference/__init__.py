@@ -27,7 +27,7 @@ _EXPORTS = {
     "Views": "views", "image_views": "views", "read_views": "views",
     "size_batches": "batching", "pass_cap": "pass_cap", "PassCap": "pass_cap",
     "Backend": "backends", "BACKENDS": "backends", "PRECISIONS": "backends",
-    "available_backends": "backends",
+    "available_backends": "backends", "choose": "autotune",
     "compile_for_inference": "runners", "dense_output": "runners", "CompiledNet": "runners",
     "choose_device": "distributed", "init_distributed": "distributed",
     "rank_and_world": "distributed",

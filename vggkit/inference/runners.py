@@ -14,9 +14,12 @@ import torch
 from torch import Tensor, nn
 
 from vggkit.inference.autotune import Choice, choice, probe_batch
-from vggkit.inference.build import OUTPUTS, Runner, build, dense_output, nhwc
+from vggkit.inference.build import (OUTPUTS, Runner, build, dense_output, nhwc, onnx_bytes,
+                                    traced)
 
-__all__ = ["OUTPUTS", "Runner", "compile_for_inference", "dense_output", "CompiledNet"]
+# onnx_bytes and traced lived here before the builders moved to build.py
+__all__ = ["OUTPUTS", "Runner", "compile_for_inference", "dense_output", "CompiledNet",
+           "onnx_bytes", "traced"]
 
 
 def compile_for_inference(model: nn.Module, output: str = "logits", backend: str = "auto",
