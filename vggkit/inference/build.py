@@ -76,13 +76,13 @@ def build(model: nn.Module, output: str, backend: str, precision: str, device: t
     if backend in ("eager", "compile"):
         net = _cast(model.eval(), DTYPES[precision], device, in_place)
         if not nchw:
-            # the conv stack; the head too for the dense maps on a copy of this path's own
-            # (its convs want channels-last weights). For logits the head stays contiguous,
-            # so that the FC view (F.linear on fc6's weight flattened) stays a view and not
-            # a copy of 103 M weights per call; the caller's own net keeps its head as it is
+            # the conv stack, and for the dense maps the head too (a conv with contiguous
+            # weights on channels-last maps is far slower). For logits the head stays
+            # contiguous, so that the FC view (F.linear on fc6's weight flattened) stays a
+            # view and not a copy of 103 M weights per call. (fp32 runs the caller's own
+            # net: built for both, the head is as the last build left it)
             features = getattr(net, "features", None)
-            whole = (output != "logits" and net is not model) or not isinstance(features,
-                                                                                 nn.Module)
+            whole = output != "logits" or not isinstance(features, nn.Module)
             (net if whole else features).to(memory_format=torch.channels_last)
         module = _Output(net, output, relu).eval()
         prepare = _input(device, DTYPES[precision], not nchw)
