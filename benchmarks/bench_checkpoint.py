@@ -22,7 +22,8 @@ from common import (MIN_ROUNDS, command, fmt_ratio, headline, machine_header,  #
                     paired_rounds, write_fragment)
 
 import vggkit.safe_load as ckpt  # noqa: E402
-from vggkit.models import build_vgg, save_checkpoint  # noqa: E402
+from vggkit.factory import build_vgg  # noqa: E402
+from vggkit.models import save_checkpoint  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

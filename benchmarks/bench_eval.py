@@ -5,9 +5,13 @@ images (decoding excluded: both would share it):
 
 * vggkit: ``build_strategy('dense' | 'multicrop')`` on the net as
   ``tools/test.py`` runs it (``evaluation.loop.compile_nets``: each output on
-  the backend 'auto' measured; plain eager where this vggkit has no compiled
-  evaluation), batch size ``--batch-size`` capped per pass by the crops per
-  pass vggkit derives for this machine (``inference.pass_cap.pass_cap``);
+  the path 'auto' measured, bf16 weights cast once where the CPU computes
+  bf16 natively; plain eager where this vggkit has no compiled evaluation),
+  batch size ``--batch-size`` capped per pass by what memory allows
+  (``inference.pass_cap.pass_cap``);
+* vggkit's own fp32 dense path (the same with precision 'fp32'): the
+  reference of the bf16 path's speed-up and of its agreement (top-1 and max
+  posterior difference);
 * plain torchvision, written as a competent user would: ``vgg16`` channels-last
   under ``torch.inference_mode()``; dense runs the image and its mirror as one
   batch through the features and the classifier turned into convolutions,
@@ -24,12 +28,8 @@ The two must agree (max |posterior difference| of the warm-up: dense at
 every Q, multi-crop at the first).
 
 Per-pass crop cap: reported as vggkit derives and uses it
-(``inference.pass_cap.pass_cap``, no copy here): the time per crop of passes
-of 1, 2, 4, ... crops on vggkit's crop path until it stops falling, the
-smallest pass within 5 % of the best, bounded by memory (half of the memory
-available over one crop's activations, from the net's layer widths); probed in
-the untimed setup on first use per machine, net and backend, else read from
-vggkit's autotune cache.
+(``inference.pass_cap.pass_cap``, no copy here): half of the memory available
+over one crop's activations, from the net's layer widths.
 
     python benchmarks/bench_eval.py [--rounds 6] [--batch-size 32]
 """
@@ -47,11 +47,12 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (command, cycle_medians, cycling, fmt_ratio, headline,  # noqa: E402
-                    machine_header, make_jpegs, paired_rounds, torchvision_dense_head, vgg16_pair, write_fragment)
+from common import (auto_said, command, cycle_medians, cycling, fmt_ratio,  # noqa: E402
+                    headline, machine_header, make_jpegs, paired_rounds, torchvision_dense_head,
+                    vgg16_pair, write_fragment)
 
 from vggkit.evaluation.strategies import build_strategy, grid_offsets  # noqa: E402
-from vggkit.inference.pass_cap import TOLERANCE, PassCap, pass_cap  # noqa: E402
+from vggkit.inference.pass_cap import PassCap, pass_cap  # noqa: E402
 from vggkit.inference.views import image_views  # noqa: E402
 
 
@@ -84,7 +85,8 @@ class PlainLoop:
         return F.softmax(self.model(self._norm(torch.stack(crops))), 1).mean(0, keepdim=True)
 
 
-def vggkit_net(model, preprocess: dict, scales: list[int], strategies: dict):
+def vggkit_net(model, preprocess: dict, scales: list[int], strategies: dict,
+               precision: str = "auto"):
     """The net as ``tools/test.py`` runs it, and a description of its backends."""
     try:
         from vggkit.evaluation.loading import ModelEntry
@@ -92,7 +94,7 @@ def vggkit_net(model, preprocess: dict, scales: list[int], strategies: dict):
     except ImportError:
         return model, "eager (this vggkit evaluates eagerly)"
     entry = ModelEntry(model=model, preprocess=preprocess, scales=scales)
-    compile_nets([entry], strategies)
+    compile_nets([entry], strategies, "auto", precision)
     choices = {o: f"{b} {p}" for o, (b, p) in getattr(entry.compiled, "choices", {}).items()}
     if len(set(choices.values())) == 1:
         return entry.net, f"auto → {next(iter(choices.values()))}"
@@ -105,25 +107,14 @@ def _crops(n: int | None) -> str:
 
 def cap_lines(cap: PassCap, batch_size: int) -> list[str]:
     """The report's section on the crops per pass vggkit used here."""
-    if cap.source != "measured":
-        return [f"vggkit's crops per pass: {cap.crops or 'no cap'} ({cap.source}; the probe runs "
-                "on CPU with VGGKIT_AUTOTUNE on and no VGGKIT_PASS_CROPS), batch size "
+    if cap.source != "memory":
+        return [f"vggkit's crops per pass: {_crops(cap.crops)} ({cap.source}), batch size "
                 f"{batch_size}."]
-    sizes = list(cap.s_per_crop)
-    memory = ("memory: unknown" if cap.by_memory is None else
-              f"memory: half of {cap.available / 2**30:.1f} GiB available over "
-              f"{cap.bytes_per_pixel * cap.crop ** 2 / 2**20:.1f} MiB of peak activations per "
-              f"crop = {cap.by_memory}")
-    return [
-        "| crops per pass | " + " | ".join(str(k) for k in sizes) + " |",
-        "|---|" + "---|" * len(sizes),
-        "| s per crop (vggkit's probe, best of its passes) | "
-        + " | ".join(f"{t:.3f}" for t in cap.s_per_crop.values()) + " |", "",
-        f"Derived on this machine by vggkit (`inference.pass_cap.pass_cap`, probed {cap.when}, "
-        f"cached with the autotune record): **{_crops(cap.crops)} per pass** (speed: the smallest "
-        f"pass within {TOLERANCE - 1:.0%} of the best time per crop = {cap.by_speed}; "
-        f"{memory}); with batch size {batch_size}: {_crops(min(batch_size, cap.crops))} per pass.",
-    ]
+    return [f"Derived on this machine by vggkit (`inference.pass_cap.pass_cap`): memory allows "
+            f"**{_crops(cap.crops)} per pass** (half of {cap.available / 2**30:.1f} GiB "
+            f"available over {cap.bytes_per_pixel * cap.crop ** 2 / 2**20:.1f} MiB of peak "
+            f"activations per crop); with batch size {batch_size}: "
+            f"{_crops(min(batch_size, cap.crops))} per pass."]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -151,8 +142,11 @@ def main(argv: list[str] | None = None) -> int:
               "multicrop": build_strategy("multicrop", batch_size=args.batch_size,
                                           flip=args.flip_crops, grid=args.grid)}
     start = time.perf_counter()
-    net, backends = vggkit_net(ours, preprocess, scales, ours_s)
+    (net, backends), said = auto_said(lambda: vggkit_net(ours, preprocess, scales, ours_s))
     setup_s = time.perf_counter() - start
+    dense32 = {"dense": build_strategy("dense", batch_size=args.batch_size)}
+    (net32, backends32), said32 = auto_said(lambda: vggkit_net(ours, preprocess, scales,
+                                                               dense32, "fp32"))
     plain = PlainLoop(tv, preprocess, grid=args.grid, flip_crops=args.flip_crops)
     n_crops = args.grid ** 2 * (2 if args.flip_crops else 1)
 
@@ -165,9 +159,13 @@ def main(argv: list[str] | None = None) -> int:
         method = getattr(plain, name)
         return lambda r: sum(method(views[q]) for q in q_of(r)) / len(q_of(r))
 
-    names = {"vggkit dense": ours_fn("dense"), "plain dense": plain_fn("dense"),
+    def fp32_dense(r):
+        return dense32["dense"](net32, {q: [views[q]] for q in q_of(r)}, q_of(r), preprocess)
+
+    names = {"vggkit dense": ours_fn("dense"), "vggkit fp32 dense": fp32_dense,
+             "plain dense": plain_fn("dense"),
              "vggkit multicrop": ours_fn("multicrop"), "plain multicrop": plain_fn("multicrop")}
-    cap = pass_cap(net, "logits")  # derived (or read) by compile_nets in vggkit_net
+    cap = pass_cap(net, "logits")
     # the warm-up sees every shape before timing: dense at every Q; crops are 224x224
     # at any Q, so multi-crop warms up at the first
     warm: dict[str, torch.Tensor] = {}
@@ -176,8 +174,12 @@ def main(argv: list[str] | None = None) -> int:
                                n, names[n](-1 if "dense" in n else 0))) for n in names})
     t = rounds.times
     speed = {s: rounds.ratios(f"vggkit {s}")[f"plain {s}"] for s in ("dense", "multicrop")}
+    speed["fp32 dense"] = rounds.ratios("vggkit dense")["vggkit fp32 dense"]
     diff = {s: float((warm[f"vggkit {s}"] - warm[f"plain {s}"]).abs().max())
             for s in ("dense", "multicrop")}
+    diff["fp32 dense"] = float((warm["vggkit dense"] - warm["vggkit fp32 dense"]).abs().max())
+    same_top1 = bool(torch.equal(warm["vggkit dense"].argmax(1),
+                                 warm["vggkit fp32 dense"].argmax(1)))
     per_q = {n: cycle_medians(ts, scales) for n, ts in t.items()}
     cap_crops = min(args.batch_size, cap.crops or args.batch_size)
     lines = [
@@ -191,19 +193,29 @@ def main(argv: list[str] | None = None) -> int:
         "(min–max). Decoding excluded (shared).", "",
         f"vggkit: `build_strategy(...)` on the net as `tools/test.py` compiles it ({backends}; "
         f"setup incl. any probe {setup_s:.1f} s, not timed), batch size {args.batch_size}, "
-        f"capped to {_crops(cap_crops)} per pass (vggkit's derived cap, below). Plain: torchvision "
+        f"capped to {_crops(cap_crops)} per pass (vggkit's derived cap, below); vggkit fp32: "
+        f"the dense strategy with precision 'fp32' ({backends32}). Plain: torchvision "
         f"vgg16 channels-last, inference_mode, dense image+mirror as one batch, all {n_crops} "
-        "crops as one batch.", "",
+        "crops as one batch. 'auto' chose as it printed:", "",
+        *[f"    {line}" for line in said + said32], "",
         "| strategy | path | " + " | ".join(f"median s at Q={q}" for q in scales)
         + " | vggkit speed-up | max abs posterior diff |",
         "|---|---|" + "---|" * len(scales) + "---|---|",
     ]
     for s in ("dense", "multicrop"):
-        for who in ("vggkit", "plain"):
+        for who in ("vggkit", "vggkit fp32", "plain"):
             n = f"{who} {s}"
+            if n not in per_q:
+                continue
+            vs = fmt_ratio(speed[s]) if who == "vggkit" else (
+                f"{fmt_ratio(speed['fp32 dense'])} (auto over fp32)" if who == "vggkit fp32"
+                else "—")
+            shown = diff["fp32 dense"] if who == "vggkit fp32" else diff[s]
             lines.append(f"| {s} | {who} | " + " | ".join(f"{per_q[n][q]:.2f}" for q in scales)
-                         + f" | {fmt_ratio(speed[s]) if who == 'vggkit' else '—'} | "
-                         f"{diff[s]:.1e} |")
+                         + f" | {vs} | {shown:.1e} |")
+    lines += ["", "Dense, vggkit auto against its own fp32 path: top-1 "
+              f"{'the same' if same_top1 else 'DIFFERENT'} on the one image (at every Q of the "
+              f"warm-up), max |posterior difference| {diff['fp32 dense']:.1e}."]
     sum_q = {n: sum(v.values()) for n, v in per_q.items()}
     mc_factor = 2 if not args.flip_crops else 1
     lines += [
@@ -217,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Command: `{command(argv)}`",
     ]
     path = f"build_strategy, {'CompiledNet ' if net is not ours else ''}{backends}"
-    heads = [headline("eval dense: speed-up vs plain torchvision loop", path, speed["dense"],
+    heads = [headline("eval dense: auto speed-up vs vggkit's own fp32 path", path,
+                      speed["fp32 dense"], "× (>1: auto faster)"),
+             headline("eval dense: speed-up vs plain torchvision loop", path, speed["dense"],
                       "× (>1: vggkit faster)"),
              headline(f"eval multi-crop, {n_crops} crops/Q: speed-up vs plain",
                       f"{path}, {_crops(cap_crops)}/pass", speed["multicrop"],
@@ -226,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         "headlines": heads, "times_s": t, "speedup": speed, "max_abs_diff": diff,
         "per_q_median_s": per_q, "pass_cap": dataclasses.asdict(cap),
         "cap_crops_vggkit": cap_crops,
-        "backends": backends, "setup_s": setup_s, "scales": scales, "rounds": args.rounds})
+        "backends": backends, "backends_fp32": backends32, "auto_said": said + said32,
+        "same_top1_vs_fp32": same_top1,
+        "setup_s": setup_s, "scales": scales, "rounds": args.rounds})
     return 0
 
 

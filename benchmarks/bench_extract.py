@@ -7,10 +7,13 @@ average, L2-normalise, average the scales, L2-normalise. Contenders, all
 with the same weights (torchvision's random init, seed 0, converted):
 
 * vggkit: :class:`~vggkit.features.extractor.FeatureExtractor` (backend and
-  precision 'auto', resolved from the autotune cache as a user's run would)
+  precision 'auto', resolved from the autotune cache as a user's run would:
+  bf16 weights cast once where the CPU computes bf16 natively)
   through :func:`~vggkit.features.runner.run_extraction` into a fresh
   feature store each round (the store write is counted; the baselines only
   return an array);
+* vggkit's own fp32 path: the same with precision 'fp32' (backend 'auto'),
+  the reference of the bf16 path's speed-up and agreement (descriptor cosine);
 * timm ``vgg16`` written as a competent user would: ``torch.inference_mode()``,
   image and mirror as one batch of 2 per Q,
   ``forward_head(forward_features(x), pre_logits=True)``;
@@ -50,9 +53,9 @@ import torch.nn.functional as F
 from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (MIN_ROUNDS, command, cycle_medians, cycling, fmt_ratio,  # noqa: E402
-                    fmt_share, headline, machine_header, make_jpegs, paired_rounds, ratio, torchvision_dense_head,
-                    vgg16_pair, write_fragment)
+from common import (MIN_ROUNDS, auto_said, command, cycle_medians, cycling,  # noqa: E402
+                    fmt_ratio, fmt_share, headline, machine_header, make_jpegs, paired_rounds,
+                    ratio, torchvision_dense_head, vgg16_pair, write_fragment)
 
 #: the issue's goal for the share of the extractor's time outside the net (full VGG-16)
 OVERHEAD_GOAL = 0.15
@@ -191,6 +194,15 @@ def tiny_case(n_images: int, rounds: int, work: str) -> dict:
             "outside_net": ratio(shares) if shares else None}
 
 
+def _extractor(model, preprocess: dict, scales: list[int], args, precision: str):
+    """vggkit's extractor of ``precision`` (backend 'auto'), set up, and the clock of its nets."""
+    from vggkit.features.extractor import FeatureExtractor, Net
+    extractor = FeatureExtractor([Net(model, preprocess, "vgg16")], scales=scales,
+                                 aggregate="avg", batch_size=args.batch_size,
+                                 precision=precision, backend="auto")
+    return extractor, NetClock(extractor)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=6,
@@ -204,7 +216,6 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     import timm
 
-    from vggkit.features.extractor import FeatureExtractor, Net
     from vggkit.models.converters import get_converter
 
     header = machine_header()
@@ -215,12 +226,13 @@ def main(argv: list[str] | None = None) -> int:
     tv_head = torchvision_dense_head(tv, upto="fc7").to(memory_format=torch.channels_last)
     scales = list(args.scales)
     start = time.perf_counter()
-    extractor = FeatureExtractor([Net(ours, preprocess, "vgg16")], scales=scales,
-                                 aggregate="avg", batch_size=args.batch_size,
-                                 precision="auto", backend="auto")
-    clock = NetClock(extractor)
+    (extractor, clock), said = auto_said(lambda: _extractor(ours, preprocess, scales, args,
+                                                            "auto"))
     setup_s = time.perf_counter() - start
+    (fp32, fp32_clock), said_fp32 = auto_said(lambda: _extractor(ours, preprocess, scales, args,
+                                                                 "fp32"))
     vg = f"FeatureExtractor auto → {extractor.backend} {extractor.precision}"
+    vg32 = f"FeatureExtractor fp32 → {fp32.backend} {fp32.precision}"
     timm_name = "timm vgg16, inference_mode, image+mirror batch"
     tv_name = "torchvision vgg16 channels_last, FC as conv, inference_mode, image+mirror batch"
 
@@ -234,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         tv_loop = UserLoop(lambda x: tv_head(tv_features(x)).mean((2, 3)), preprocess,
                            channels_last=True)
         vg_run = timed_extraction(extractor, clock, paths, work, shares, scales_of)
-        fns = {vg: vg_run, timm_name: lambda r: timm_loop(paths, scales_of(r)),
+        fns = {vg: vg_run,
+               vg32: timed_extraction(fp32, fp32_clock, paths, work, [], scales_of),
+               timm_name: lambda r: timm_loop(paths, scales_of(r)),
                tv_name: lambda r: tv_loop(paths, scales_of(r))}
         # the warm-up runs the whole multi-scale descriptor once per path: every shape
         # is seen before timing, and its descriptors are the ones compared
@@ -243,7 +257,7 @@ def main(argv: list[str] | None = None) -> int:
                                        for n in fns})
         tiny = tiny_case(args.tiny_images, MIN_ROUNDS, work) if args.tiny_images else None
     speed = rounds.ratios(vg)
-    cos = {n: min_cosine(warm[vg], warm[n]) for n in (timm_name, tv_name)}
+    cos = {n: min_cosine(warm[vg], warm[n]) for n in (vg32, timm_name, tv_name)}
     outside = ratio(shares) if shares else None
     per_image = {n: sum(cycle_medians(ts, scales).values()) / args.images
                  for n, ts in rounds.times.items()}
@@ -267,7 +281,8 @@ def main(argv: list[str] | None = None) -> int:
         "", f"vggkit's path: `run_extraction` into a fresh feature store each round (decode, "
         f"rescale, normalise, mirror, size batches of ≤ {args.batch_size} images + mirrors, "
         f"store write); 'auto' resolved to `{extractor.backend} {extractor.precision}` "
-        f"(setup incl. any probe and export {setup_s:.1f} s, not timed).",
+        f"(setup incl. any probe and export {setup_s:.1f} s, not timed), as it printed:", "",
+        *[f"    {line}" for line in said + said_fp32], "",
         "Descriptor agreement with vggkit, whole multi-scale descriptor (min cosine over "
         "images): " + ", ".join(f"{k.split(',')[0]} {v:.5f}" for k, v in cos.items()) + ".", "",
         "### Extraction overhead (share of wall time outside the net)", "",
@@ -291,7 +306,9 @@ def main(argv: list[str] | None = None) -> int:
               "compiled net's calls: decode, rescale, uint8→float normalise, mirror copy, "
               "stacking, pooling, store.", "", f"Command: `{command(argv)}`"]
     path = vg + ", run_extraction"
-    heads = [headline("extract VGG-16: speed-up vs timm loop", path, speed[timm_name],
+    heads = [headline("extract VGG-16: auto speed-up vs vggkit's own fp32 path", path,
+                      speed[vg32], f"× (>1: auto faster; descriptor cosine {cos[vg32]:.5f})"),
+             headline("extract VGG-16: speed-up vs timm loop", path, speed[timm_name],
                       "× (>1: vggkit faster)"),
              headline("extract VGG-16: speed-up vs torchvision CL loop", path, speed[tv_name],
                       "× (>1: vggkit faster)")]
@@ -306,6 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         "headlines": heads, "times_s": rounds.times, "speedup": speed, "min_cosine": cos,
         "s_per_image_all_q": per_image, "outside_net_shares": shares, "setup_s": setup_s,
         "tiny": tiny, "backend": f"{extractor.backend} {extractor.precision}", "images": n,
+        "auto_said": said + said_fp32,
         "scales": scales, "rounds": args.rounds})
     return 0
 

@@ -11,7 +11,11 @@ synthetic uint8 images, three ways:
   subtraction, ``F.cross_entropy``, ``zero_grad``/``backward``/``step``);
 * mmpretrain 1.2's runner on its ``vgg16`` config (``ImageClassifier`` with
   ``VGG(depth=16)``, ``ClsHead``, ``ClsDataPreprocessor`` subtracting the same
-  mean), mmengine's default hooks.
+  mean), mmengine's default hooks;
+* in its own paired block at ``--amp-batch`` (8, issue 26's batch): vggkit's
+  runner as ``tools/train.py --amp auto --channels-last`` sets it up, where
+  ``--amp auto`` takes a reduced precision (bf16 autocast on a CPU with native
+  bf16: ``vggkit.engine.train.amp_precision``), against ``--channels-last`` in fp32.
 
 All three are built once and stay alive: each runner trains in a thread that
 a hook holds after every iteration until it is granted the next
@@ -23,7 +27,7 @@ vggkit time ÷ other time, with min-max ("parity" when the range includes 1).
 Then ``make demo``'s training stage end to end through ``tools/train.py``,
 shortened to ``--tiny-epochs`` (one run; 0 skips it).
 
-    python benchmarks/bench_train.py [--batch 2] [--steps 1] [--rounds 5]
+    python benchmarks/bench_train.py [--batch 2] [--steps 1] [--rounds 5] [--amp-batch 8]
 """
 from __future__ import annotations
 
@@ -47,8 +51,8 @@ from mmengine.structures import BaseDataElement
 from torch.utils.data import DataLoader, Dataset
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import (MIN_ROUNDS, command, fmt_ratio, headline, machine_header,  # noqa: E402
-                    paired_rounds, write_fragment)
+from common import (MIN_ROUNDS, command, fmt_ratio, headline, inverse,  # noqa: E402
+                    machine_header, paired_rounds, write_fragment)
 
 REPO = Path(__file__).resolve().parents[1]
 MEAN = [123.68, 116.779, 103.939]
@@ -132,7 +136,19 @@ def runtime_hooks() -> dict:
             "log_processor": dict(cfg.log_processor)}
 
 
-def vggkit_runner(batch: int, iters: int, work_dir: str) -> Callable[[Gate], Any]:
+def amp_auto() -> str | None:
+    """The autocast dtype ``--amp auto`` trains in here ('bfloat16', 'float16'), or None (fp32)."""
+    from vggkit.engine.train import _TORCH_DTYPES, amp_precision
+    precision, _ = amp_precision("auto", "cuda" if torch.cuda.is_available() else "cpu")
+    return _TORCH_DTYPES.get(precision)
+
+
+def vggkit_runner(batch: int, iters: int, work_dir: str, autocast: str | None = None,
+                  channels_last: bool = False) -> Callable[[Gate], Any]:
+    """vggkit's runner; ``autocast`` and ``channels_last`` as ``--amp``, ``--channels-last``
+    set them."""
+    model_options = dict(autocast=autocast, channels_last=channels_last)
+
     def build(gate: Gate) -> Any:
         from mmengine.runner import Runner
         from vggkit.plugins import load_plugins
@@ -140,8 +156,9 @@ def vggkit_runner(batch: int, iters: int, work_dir: str) -> Callable[[Gate], Any
         hooks = runtime_hooks()
         return Runner(
             model=dict(type="VGGClassifier", vgg=dict(arch="D", num_classes=1000),
-                       data_preprocessor=dict(type="VGGDataPreprocessor", mean=MEAN)),
-            work_dir=work_dir, experiment_name="bench_vggkit",
+                       data_preprocessor=dict(type="VGGDataPreprocessor", mean=MEAN),
+                       **model_options),
+            work_dir=work_dir, experiment_name=f"bench_vggkit_{autocast or 'fp32'}",
             train_dataloader=dict(dataset=SyntheticImages(batch * iters), batch_size=batch,
                                   num_workers=0, sampler=dict(type="DefaultSampler", shuffle=True)),
             optim_wrapper=dict(optimizer=SGD), train_cfg=dict(by_epoch=True, max_epochs=1),
@@ -178,7 +195,7 @@ def mmpretrain_runner(batch: int, iters: int, work_dir: str) -> Callable[[Gate],
 
 def plain_loop(batch: int, iters: int) -> Iterator[None]:
     """The hand-written loop; yields after each step (the first one is set-up)."""
-    from vggkit.models import build_vgg
+    from vggkit.factory import build_vgg
     torch.manual_seed(0)
     model = build_vgg("D", num_classes=1000).train()
     opt = torch.optim.SGD(model.parameters(), lr=SGD["lr"], momentum=SGD["momentum"],
@@ -205,8 +222,8 @@ def bench_step(batch: int, steps: int, rounds: int, mmpretrain: bool) -> dict:
             runners["mmpretrain"] = ThreadedRunner(mmpretrain_runner(batch, iters, work))
         fns = {"vggkit": lambda _r: runners["vggkit"].steps(steps),
                "plain": lambda _r: [next(plain) for _ in range(steps)]}
-        if mmpretrain:
-            fns["mmpretrain"] = lambda _r: runners["mmpretrain"].steps(steps)
+        for name in runners:
+            fns.setdefault(name, lambda _r, name=name: runners[name].steps(steps))
         try:
             result = paired_rounds(fns, rounds)
         finally:
@@ -216,7 +233,25 @@ def bench_step(batch: int, steps: int, rounds: int, mmpretrain: bool) -> dict:
     return {"batch": batch, "steps": steps, "rounds": rounds, "s_per_step": per_step,
             "median_s": {n: statistics.median(ts) for n, ts in per_step.items()},
             "vs_plain": result.ratios("plain"),
-            "vs_mmpretrain": result.ratios("mmpretrain") if mmpretrain else None}
+            "vs_mmpretrain": result.ratios("mmpretrain") if mmpretrain else None,
+}
+
+
+def bench_amp(batch: int, steps: int, rounds: int, amp: str) -> dict:
+    """vggkit fp32 against ``--amp auto`` (``amp`` autocast), both channels-last."""
+    iters = 1 + steps * (rounds + 1)
+    with tempfile.TemporaryDirectory() as work:
+        runners = {name: ThreadedRunner(vggkit_runner(batch, iters, work, dtype, True))
+                   for name, dtype in (("fp32", None), ("amp", amp))}
+        try:
+            result = paired_rounds({n: lambda _r, n=n: runners[n].steps(steps)
+                                    for n in runners}, rounds, label="amp ")
+        finally:
+            for r in runners.values():
+                r.close()
+    return {"batch": batch, "amp": amp, "s_per_step": {n: [t / steps for t in ts]
+                                                        for n, ts in result.times.items()},
+            "speedup": inverse(result.ratios("fp32")["amp"])}
 
 
 def bench_tiny(epochs: int) -> dict:
@@ -248,12 +283,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=MIN_ROUNDS, help="paired timed rounds")
     parser.add_argument("--no-mmpretrain", action="store_true",
                         help="leave out mmpretrain's runner")
+    parser.add_argument("--amp-batch", type=int, default=8,
+                        help="images per step of the --amp auto block (0: skip it)")
     parser.add_argument("--tiny-epochs", type=int, default=2,
                         help="epochs of the end-to-end run on the digits (0: skip it)")
     args = parser.parse_args(argv)
     np.random.seed(0)
     header = machine_header()
+    amp = amp_auto()
     step = bench_step(args.batch, args.steps, args.rounds, not args.no_mmpretrain)
+    amp_block = bench_amp(args.amp_batch, args.steps, args.rounds, amp) \
+        if amp and args.amp_batch else None
     tiny = bench_tiny(args.tiny_epochs) if args.tiny_epochs else None
     med, vs_plain, vs_mmp = step["median_s"], step["vs_plain"], step["vs_mmpretrain"]
     rows = {"vggkit": "vggkit: mmengine Runner + VGGClassifier, VGGDataPreprocessor, every "
@@ -275,6 +315,14 @@ def main(argv: list[str] | None = None) -> int:
         cell = "—" if name == "vggkit" else fmt_ratio(
             vs_plain["vggkit"] if name == "plain" else vs_mmp["vggkit"])
         lines.append(f"| {rows[name]} | {med[name]:.2f} ({min(ts):.2f}–{max(ts):.2f}) | {cell} |")
+    if amp_block is not None:
+        per = {n: statistics.median(ts) for n, ts in amp_block["s_per_step"].items()}
+        lines += ["", f"`--amp auto` (batch {amp_block['batch']}, channels-last, its own "
+                  f"{args.rounds} paired rounds): trains in {amp} autocast, "
+                  f"{per['amp']:.2f} s/step against {per['fp32']:.2f} in fp32: "
+                  f"{fmt_ratio(amp_block['speedup'])} the speed, paired."]
+    else:
+        lines += ["", f"`--amp auto` {'not run (--amp-batch 0)' if amp else 'trains in fp32 here (no native bf16, no CUDA): no amp block'}."]
     lines += ["", "vggkit's steps include every hook of its runtime config (per-sample reseeding, "
               "non-finite loss guard, health checks — the fc7 probe runs on the first "
               "iteration and every 50th, so not in these steps —, throughput, curves). "
@@ -293,7 +341,12 @@ def main(argv: list[str] | None = None) -> int:
     if vs_mmp is not None:
         heads.append(headline("train step: vggkit time ÷ mmpretrain runner", path,
                               vs_mmp["vggkit"], "× time (<1: vggkit faster)"))
-    write_fragment("train", "\n".join(lines), {"headlines": heads, **step, "tiny": tiny})
+    if amp_block is not None:
+        heads.append(headline(f"train step --amp auto ({amp}), batch {amp_block['batch']}: "
+                              "speed-up over fp32", "tools/train.py --amp auto --channels-last",
+                              amp_block["speedup"], "× (>1: faster than vggkit fp32)"))
+    write_fragment("train", "\n".join(lines), {"headlines": heads, **step, "tiny": tiny,
+                                                "amp": amp_block})
     return 0
 
 

@@ -26,7 +26,10 @@ from PIL import Image
 from vggkit.machine import machine_line
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-RESULTS = os.path.join(HERE, "results")
+#: where the fragments go (``VGGKIT_BENCH_RESULTS``: elsewhere, e.g. for a smoke run)
+RESULTS = os.environ.get("VGGKIT_BENCH_RESULTS") or os.path.join(HERE, "results")
+#: VGG-16's forward pass at 224: 15.47 GMACs
+VGG16_GFLOP = 30.9
 
 #: the fewest timed rounds a figure may rest on
 MIN_ROUNDS = 5
@@ -70,6 +73,45 @@ def command(argv: list[str] | None) -> str:
     """How the running benchmark was invoked, for its section."""
     args = sys.argv[1:] if argv is None else argv
     return " ".join(["python", "benchmarks/" + os.path.basename(sys.argv[0]), *args]).strip()
+
+
+def native_bf16() -> bool:
+    """Whether vggkit takes this CPU for one that computes bf16 natively (its bf16 rows run)."""
+    from vggkit.inference.backends import cpu_has_bf16
+    return cpu_has_bf16()
+
+
+def matmul_limit(size: int = 2048, repeats: int = 5) -> dict[str, float]:
+    """GFLOP/s of a ``size``² matmul in fp32 and bf16 (the best of ``repeats``), and the
+    VGG-16 images/s they bound (:data:`VGG16_GFLOP` per image): the machine's limit."""
+    import torch
+    out = {}
+    for name, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        a = torch.randn(size, size).to(dtype)
+        a @ a  # warm-up
+        best = min(_seconds(lambda: a @ a) for _ in range(repeats))
+        out[f"{name}_gflops"] = 2 * size ** 3 / best / 1e9
+        out[f"{name}_vgg16_img_per_s"] = out[f"{name}_gflops"] / VGG16_GFLOP
+    return out
+
+
+def _seconds(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def auto_said(fn: Callable[[], Any]) -> tuple[Any, list[str]]:
+    """``fn()`` and the lines 'vggkit auto: ...' it printed (what 'auto' chose and why),
+    still shown on stderr."""
+    import contextlib
+    import io
+    buffer = io.StringIO()
+    with contextlib.redirect_stderr(buffer):
+        value = fn()
+    text = buffer.getvalue()
+    sys.stderr.write(text)
+    return value, [line for line in text.splitlines() if line.startswith("vggkit auto:")]
 
 
 # -- the protocol ----------------------------------------------------------------------
@@ -226,7 +268,7 @@ def vgg16_pair(num_classes: int = 1000):
     """
     import torch
     import torchvision
-    from vggkit.models import build_vgg
+    from vggkit.factory import build_vgg
     from vggkit.models.converters import get_converter
     torch.manual_seed(0)
     reference = torchvision.models.vgg16(weights=None, num_classes=num_classes).eval()

@@ -30,11 +30,14 @@ from common import RESULTS, machine_header  # noqa: E402
 
 #: fragment name -> (script, what it compares, seconds after which it is stopped)
 BENCHMARKS = {
-    "inference": ("bench_inference.py", "VGG-16 inference: vggkit auto vs torchvision, ORT", 400),
-    "extract": ("bench_extract.py", "multi-scale fc7 extraction vs timm/torchvision; overhead",
-                600),
-    "eval": ("bench_eval.py", "dense and multi-crop vs a plain torchvision loop; crop cap", 600),
-    "train": ("bench_train.py", "training step vs a plain PyTorch loop and mmpretrain", 400),
+    "inference": ("bench_inference.py", "VGG-16 inference: vggkit auto vs torchvision fp32, "
+                  "channels_last, ORT, bf16 cast once, compiled", 600),
+    "extract": ("bench_extract.py", "multi-scale fc7 extraction vs its fp32 path, timm, "
+                "torchvision; overhead", 800),
+    "eval": ("bench_eval.py", "dense (vs its fp32 path) and multi-crop vs a plain torchvision "
+             "loop", 600),
+    "train": ("bench_train.py", "training step vs a plain PyTorch loop and mmpretrain; "
+              "--amp auto", 500),
     "pipeline": ("bench_pipeline.py", "training data pipeline vs torchvision, mmpretrain", 200),
     "svm": ("bench_svm.py", "SVM transfer vs scikit-learn LinearSVC", 400),
     "checkpoint": ("bench_checkpoint.py", "cost of the checkpoint content hash", 200),
@@ -150,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
              "ratio (one path's time over another's in the same round) with its min–max, "
              "written **parity** when that range includes 1.0. Each section records its "
              "machine, CPU flags and load.", "",
+             "The bf16 rows (weights cast to bf16 once, torch.compile in bf16, `auto` choosing "
+             "bf16, `--amp auto` training in bf16) need a CPU with AVX-512 BF16 or AMX: without "
+             "them bf16 is emulated and those rows are left out (the flags of the machine "
+             "that ran them are in the header above and in each section).", "",
              "## Summary", "", summary_markdown(rows), "",
              "Elapsed: " + ", ".join(f"{n} {s:.0f} s{'' if st == 'ok' else ' (' + st + ')'}"
                                      for n, (s, st) in elapsed.items()) + ".", ""]

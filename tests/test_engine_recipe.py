@@ -15,7 +15,7 @@ from helpers import CLASSES, REPO, ToolRun, make_image_folder, make_split_folder
 
 from vggkit.engine import recipe_check
 from vggkit.engine.recipe_check import analysis, report, runs
-from vggkit.models import build_vgg
+from vggkit.factory import build_vgg
 from vggkit.models.init import full_size_fan_ins, scaled_stds
 
 TINY = str(REPO / "configs" / "tiny" / "vgg_a_tiny.py")

@@ -247,12 +247,13 @@ def test_auto_probes_each_output_its_strategies_call(tiny, measured):
     strategies = {n: build_strategy(n) for n in ("center", "dense")}
     compile_nets([entry], strategies, "auto", "fp32")
     entries = json.loads(measured.read_text())["entries"]
-    # key: machine | torch | ort | device | net | output relu | probe size | candidates
+    # key: machine | torch | ort | device | net | output relu | batch x size | candidates
     keys = {k.split(" | ")[5].split()[0]: k for k in entries}
     assert sorted(keys) == ["dense", "logits"]
-    # the crops' net at its crop size; the score map at the middle scale Q=48, without jit
-    assert keys["logits"].split(" | ")[6] == "32" and "jit fp32" in keys["logits"]
-    assert keys["dense"].split(" | ")[6] == "48" and "jit" not in keys["dense"].split(" | ")[7]
+    # the crops' net at its crop size, at the batch the strategy feeds (32, probed at 8); the
+    # score map at the middle scale Q=48, an image and its mirror, without jit
+    assert keys["logits"].split(" | ")[6] == "8x32" and "jit fp32" in keys["logits"]
+    assert keys["dense"].split(" | ")[6] == "2x48" and "jit" not in keys["dense"].split(" | ")[7]
     assert "jit fp32" not in entries[keys["dense"]]["ms"]
     assert entry.compiled.choices["dense"][0] in ("onnxruntime", "mkldnn", "eager")
     views = views_at([random_image(48, 70, 0), random_image(64, 48, 1)], [32, 48, 64])

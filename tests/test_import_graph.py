@@ -14,12 +14,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "vggkit"
 
 #: cycles owned elsewhere, each to be removed by the change that breaks it
-ALLOWED = {
-    # vggkit/inference is being rewritten on another branch (the resolver moves above
-    # its runners there); remove this entry when that lands
-    frozenset({"vggkit.inference.autotune", "vggkit.inference.backends",
-               "vggkit.inference.runners"}),
-}
+ALLOWED: set[frozenset[str]] = set()
 
 
 def module_names() -> dict[str, Path]:
@@ -152,9 +147,7 @@ def test_the_models_know_nothing_of_the_weights_or_the_builder():
 
 def test_only_the_commands_import_the_commands():
     graph = import_graph()
-    # inference.launch builds the parsers of test/extract: it moves to commands/ with the
-    # inference rewrite on another branch; remove it from here then
     outside = {m for m, targets in graph.items() if any(t.startswith("vggkit.commands")
                                                          for t in targets)
                and not m.startswith("vggkit.commands") and m != "vggkit.cli"}
-    assert outside <= {"vggkit.inference.launch", "vggkit.engine.recipe_check"}, outside
+    assert not outside, outside

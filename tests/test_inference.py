@@ -9,7 +9,8 @@ from PIL import Image
 
 from vggkit.errors import UserError
 from vggkit.inference import backends, distributed
-from vggkit.inference.backends import BackendUnavailableError, choose, reduced_precision
+from vggkit.inference.autotune import choose
+from vggkit.inference.backends import BackendUnavailableError, reduced_precision
 from vggkit.inference.batching import size_batches
 from vggkit.inference.views import image_views
 from vggkit.factory import build_vgg
@@ -31,7 +32,7 @@ def test_views_are_uint8_rgb_at_every_scale_once():
 
 
 def test_pixel_cap_chunks_batches():
-    # the evaluation's cap itself (derived per machine) is tested in test_pass_cap.py
+    # the evaluation's cap itself (from memory) is tested in test_pass_cap.py
     assert size_batches([(2, 2)] * 5, 4, max_pixels=8) == [[0, 1], [2, 3], [4]]
 
 
@@ -78,6 +79,7 @@ def test_static_auto_when_not_measured(nets, monkeypatch):
 
 
 def test_reduced_precision_pays_on_cuda_and_native_bf16_cpus_only(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # its own reason: tested elsewhere
     monkeypatch.setattr(backends, "cpu_has_bf16", lambda: False)
     assert reduced_precision(torch.device("cpu")) == (None, "no AVX-512 BF16/AMX")
     assert reduced_precision(torch.device("cuda"))[0] == "fp16"
@@ -90,6 +92,7 @@ def test_reduced_precision_pays_on_cuda_and_native_bf16_cpus_only(monkeypatch):
     ("mkldnn", "fp32", "cuda", "fc7", "CPU only"),
     ("onnxruntime", "bf16", "cpu", "fc7", "fp32 only"),
     ("eager", "fp16", "cpu", "fc7", "CUDA only"),
+    ("compile", "fp16", "cpu", "fc7", "CUDA only"),
 ])
 def test_a_named_backend_that_cannot_run_says_why(nets, backend, precision, device, output, why):
     with pytest.raises(BackendUnavailableError, match=f"{why}.*--backend eager"):

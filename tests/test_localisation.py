@@ -281,6 +281,28 @@ def test_centre_candidates_map_the_crop_box_back():
     assert net.seen == [(32, 32)] * 2
 
 
+@pytest.mark.parametrize("backend,precision,atol", [("auto", "auto", 1e-4),
+                                                     ("eager", "bf16", 5e-2)])
+def test_the_nets_run_on_the_resolved_paths_with_the_eager_boxes(backend, precision, atol):
+    """evaluate() runs both nets through the inference resolver (compiled_nets): the same
+    candidates as the eager nets, up to float rounding (bf16: the weights cast once)."""
+    from vggkit.localisation.candidates import BoxNet, compiled_nets
+    from vggkit.factory import build_vgg
+    torch.manual_seed(0)
+    loc = VGGLocaliser(dict(TINY, num_classes=3, init="glorot"), regression="per_class").eval()
+    cls = build_vgg(num_classes=3, init="glorot", **TINY).eval()
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 256, (70, 90, 3), np.uint8))
+    nets, fast_cls = compiled_nets([BoxNet(loc, [40, 64], {})], cls, ["center", "dense"],
+                                   backend, precision)
+    assert nets[0].model.vgg.choices.keys() == fast_cls.choices.keys() == {"logits", "dense"}
+    for protocol in ("center", "dense"):
+        eager = candidates(loc, cls, img, [40, 64], protocol, [{}, {}], flip=True)
+        fast = candidates(nets[0].model, fast_cls, img, [40, 64], protocol, [{}, {}], flip=True)
+        for field in ("boxes", "confidences", "posterior"):
+            np.testing.assert_allclose(getattr(fast, field), getattr(eager, field),
+                                       atol=atol * (64 if field == "boxes" else 1))
+
+
 def test_fc_only_finetuning_freezes_the_convs():
     model = VGGLocaliser(dict(TINY, num_classes=3), finetune="fc").train()
     assert not any(p.requires_grad for p in model.vgg.features.parameters())

@@ -1,10 +1,6 @@
-"""Evaluation's crops per forward pass, derived on the running machine: the memory bound
-from the net's layer widths, the throughput rule on injected timings, the record cached
-next to the 'auto' choice and reused without timing, the user's override, and
-posteriors that do not depend on how the crops are cut into passes."""
+"""Evaluation's crops per forward pass: the memory bound from the net's layer widths, the
+user's override, and posteriors that do not depend on how the crops are cut into passes."""
 from __future__ import annotations
-
-import json
 
 import pytest
 import torch
@@ -15,48 +11,19 @@ from helpers import random_image, tiny_vgg, views_at
 from vggkit.evaluation.loading import ModelEntry
 from vggkit.evaluation.loop import compile_nets, run_batch
 from vggkit.evaluation.strategies import build_strategy, grid_offsets
-from vggkit.inference import autotune
 from vggkit.inference import pass_cap as cap_module
-from vggkit.inference.pass_cap import (PASS_CROPS_ENV, activation_bytes_per_pixel,
-                                       fastest_pass, memory_crops, pass_cap, time_per_crop)
+from vggkit.inference.pass_cap import (PASS_CROPS_ENV, activation_bytes_per_pixel, memory_crops,
+                                       pass_cap)
 from vggkit.factory import build_vgg
 
 #: identity preprocessing: the net sees the raw 0-255 pixel values
 RAW = {"mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0], "bgr": False}
-#: seconds per crop by crops per pass, as a probe might find them: 8 and 16 gain under 5 %
-#: on 4, so the probe stops there (and never sees 32's)
-TIMINGS = {1: 1.0, 2: 0.6, 4: 0.55, 8: 0.54, 16: 0.56, 32: 0.30}
-#: the sizes the probe times on TIMINGS
-TIMED = [1, 2, 4, 8, 16]
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
 def tiny():
     return tiny_vgg(7)
-
-
-@pytest.fixture
-def probing(tmp_path, monkeypatch):
-    """Probing on (tests run with VGGKIT_AUTOTUNE=off) into a fresh cache file, no user
-    override, and the timer replaced by :data:`TIMINGS` (``timed``: the sizes timed)."""
-    autotune.forget()
-    cache = tmp_path / "autotune.json"
-    monkeypatch.setenv("VGGKIT_AUTOTUNE", "on")
-    monkeypatch.setenv("VGGKIT_AUTOTUNE_CACHE", str(cache))
-    monkeypatch.delenv(PASS_CROPS_ENV, raising=False)
-    timed: list[int] = []
-
-    def timer(run, crop, device, largest, warmups=1):
-        def time_pass(k):
-            timed.append(k)
-            return TIMINGS[k] * k
-        return time_pass
-
-    monkeypatch.setattr(cap_module, "pass_timer", timer)
-    yield {"cache": cache, "timed": timed}
-    autotune.forget()
 
 
 def test_memory_bound_from_layer_widths_hand_computed(monkeypatch):
@@ -80,17 +47,13 @@ def test_memory_bound_from_layer_widths_hand_computed(monkeypatch):
     # half of 1 MiB over 28 B x 32 x 32 per crop = 18.3 -> 18 crops; at least one
     assert memory_crops(28, 2 ** 20, 32) == 18
     assert memory_crops(28, 10, 32) == 1 and memory_crops(None, 2 ** 20, 32) is None
-    # what the strategies get with probing off (as in the tests): memory alone, split
-    # over the ranks sharing the machine
+    # what the strategies get: memory alone, split over the ranks sharing the machine
     monkeypatch.setattr(cap_module, "_mem_available", lambda: 2 ** 20)
     monkeypatch.delenv(PASS_CROPS_ENV, raising=False)
-    autotune.forget()
     cap = pass_cap(tiny_a)
     assert (cap.crops, cap.source, cap.pixels) == (18, "memory", 18 * 32 * 32)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
-    autotune.forget()
     assert pass_cap(tiny_a).crops == 9  # 0.5 MiB per rank: 9.1 crops
-    autotune.forget()
 
 
 def test_a_net_of_unknown_widths_has_no_memory_bound(monkeypatch):
@@ -104,86 +67,11 @@ def test_a_net_of_unknown_widths_has_no_memory_bound(monkeypatch):
             self.fc = nn.Linear(3, 2)
 
     assert activation_bytes_per_pixel(Plain()) is None
-    autotune.forget()
     cap = pass_cap(Plain())
     assert (cap.crops, cap.source, cap.pixels) == (None, "none", None)
 
 
-def test_throughput_rule_on_injected_timings():
-    timed = []
-
-    def time_pass(k):
-        timed.append(k)
-        return TIMINGS[k] * k
-
-    per_crop = time_per_crop(time_pass, [1, 2, 4, 8, 16, 32])
-    assert timed == TIMED  # 8 and 16 gain under 5 % on 4: 32 is never timed
-    assert fastest_pass(per_crop) == 4  # 0.55 <= 1.05 x 0.54, 0.6 is not
-    assert fastest_pass({k: TIMINGS[k] for k in (1, 2, 4, 8)}) == 4  # the rule alone
-    # slower per crop past a size: the probe stops two sizes on and keeps the fastest
-    worse = {1: 1.0, 2: 0.5, 4: 0.6, 8: 0.7}
-    per_crop = time_per_crop(lambda k: worse[k] * k, [1, 2, 4, 8, 16])
-    assert list(per_crop) == [1, 2, 4, 8] and fastest_pass(per_crop) == 2
-    # one slow size on a busy machine does not end the probe: a gain after it resumes it
-    noisy = {1: 1.0, 2: 1.2, 4: 0.5, 8: 0.5, 16: 0.5}
-    per_crop = time_per_crop(lambda k: noisy[k] * k, [1, 2, 4, 8, 16])
-    assert list(per_crop) == [1, 2, 4, 8, 16] and fastest_pass(per_crop) == 4
-    assert fastest_pass({1: 1.0, 2: 1.04}) == 1  # within 5 %: the smaller pass
-
-
-def test_probe_times_real_passes_cheaply(tiny, tmp_path, monkeypatch):
-    """The real timer on the tiny net: a cap among the probed sizes, in well under a second
-    or two."""
-    autotune.forget()
-    monkeypatch.setenv("VGGKIT_AUTOTUNE", "on")
-    monkeypatch.delenv(PASS_CROPS_ENV, raising=False)
-    calls = []
-
-    def run(x):
-        calls.append(x.shape[0])
-        return tiny(x)
-
-    record = cap_module.measure_pass(run, 32, torch.device("cpu"), max_crops=8)
-    assert record["crops"] in (1, 2, 4, 8) and set(calls) <= {1, 2, 4, 8}
-    assert calls[0] == 1 and max(calls) <= 8  # a warm-up of one crop, nothing over the bound
-    autotune.forget()
-
-
-def test_cap_is_cached_once_next_to_the_autotune_choice_and_reused(tiny, probing, capsys):
-    cache = probing["cache"]
-    cache.write_text(json.dumps({"version": 1, "entries": {"a backend choice": {"x": 1}}}))
-    cap = pass_cap(tiny, "logits")
-    assert (cap.crops, cap.source, cap.by_speed) == (4, "measured", 4)
-    assert probing["timed"] == TIMED
-    data = json.loads(cache.read_text())
-    assert data["entries"] == {"a backend choice": {"x": 1}}  # the choices are kept
-    (key, record), = data["pass_caps"].items()
-    # 'auto''s key (machine | torch | ort | device | net | output | size) + the backend
-    assert key.split(" | ")[4].startswith("A(fc32)#") and key.split(" | ")[5] == "logits relu=None"
-    assert key.endswith(" | 32 | eager fp32") and record["crops"] == 4
-    assert record["s_per_crop"] == {str(k): TIMINGS[k] for k in TIMED}
-    err = capsys.readouterr().err
-    assert err.count("vggkit pass cap:") == 1
-    assert "4 crops of 32x32 per pass for A(fc32)/logits on eager fp32" in err
-    assert pass_cap(tiny, "logits") == cap  # this process's, silently
-    autotune.forget()  # a new process: reads the file, times nothing, says it once
-    probing["timed"].clear()
-    again = pass_cap(tiny, "logits")
-    assert again.crops == 4 and probing["timed"] == []
-    assert list(again.s_per_crop) == TIMED and again.when == record["when"]
-    assert capsys.readouterr().err.count("vggkit pass cap:") == 1
-    # another output (or backend) is another key: probed on its own
-    assert pass_cap(tiny, "dense").crops == 4 and probing["timed"] == TIMED
-    assert len(json.loads(cache.read_text())["pass_caps"]) == 2
-
-
-def test_memory_bounds_the_probe_and_the_cap(tiny, probing, monkeypatch):
-    monkeypatch.setattr(cap_module, "_mem_available", lambda: 2 * 28 * 32 * 32 * 2)  # 2 crops
-    cap = pass_cap(tiny)
-    assert probing["timed"] == [1, 2] and (cap.crops, cap.by_memory) == (2, 2)
-
-
-def test_the_override_wins(tiny, probing, monkeypatch):
+def test_the_override_wins(tiny, monkeypatch):
     assert build_strategy("multicrop", pass_crops=3).pass_pixels(tiny, "logits") == 3 * 32 ** 2
     monkeypatch.setenv(PASS_CROPS_ENV, "2")
     assert build_strategy("dense").pass_pixels(tiny, "dense") == 2 * 32 ** 2
@@ -193,7 +81,6 @@ def test_the_override_wins(tiny, probing, monkeypatch):
     combined.prepare(tiny)
     monkeypatch.setenv(PASS_CROPS_ENV, "none")  # only the batch size counts
     assert build_strategy("center").pass_pixels(tiny, "logits") is None
-    assert probing["timed"] == [] and not probing["cache"].exists()  # nothing probed
     monkeypatch.setenv(PASS_CROPS_ENV, "many")
     with pytest.raises(ValueError, match=PASS_CROPS_ENV):
         pass_cap(tiny)
@@ -259,27 +146,25 @@ def test_posteriors_do_not_depend_on_the_cap(tiny, name, monkeypatch):
     torch.testing.assert_close(got[1000], expected, rtol=1e-5, atol=1e-6)
 
 
-def test_compile_nets_derives_the_caps_before_the_images(tiny, probing):
+def test_compile_nets_derives_the_caps_before_the_images(tiny, monkeypatch):
+    monkeypatch.delenv(PASS_CROPS_ENV, raising=False)
     entry = ModelEntry(tiny, RAW, [32, 48])
     strategies = {n: build_strategy(n) for n in ("dense", "multicrop", "dense+multicrop")}
+    derived = []
+    monkeypatch.setattr(cap_module, "available_memory",
+                        lambda device: derived.append(device) or 2 ** 20)
     compile_nets([entry], strategies, "eager", "fp32")
-    caps = json.loads(probing["cache"].read_text())["pass_caps"]
-    assert sorted(k.split(" | ")[5].split()[0] for k in caps) == ["dense", "logits"]
-    assert probing["timed"] == TIMED * 2  # once per output, not per strategy
+    assert len(derived) == 4  # dense and multi-crop, and the same two inside the combination
     run_batch([entry], strategies, views_at([random_image(40, 60)], [32, 48]))
-    assert probing["timed"] == TIMED * 2  # evaluating times nothing more
+    assert len(derived) == 4  # evaluating derives nothing more
 
 
 def test_an_evaluation_derives_the_cap_once_per_model(monkeypatch):
-    """Every batch of images asks for the cap; its key (the machine, the net's parameter
-    shapes) is built once per model, and another model gets its own cap, not a stale one."""
+    """Every batch of images asks for the cap; it is derived once per model (memory coming
+    and going does not change the passes), and another model gets its own, not a stale one."""
     monkeypatch.delenv(PASS_CROPS_ENV, raising=False)
-    monkeypatch.setattr(cap_module, "_mem_available", lambda: 2 ** 20)
-    autotune.forget()
-    keyed = []  # the output of every key built
-    probe_key = autotune.probe_key
-    monkeypatch.setattr(autotune, "probe_key",
-                        lambda *args: keyed.append(args[2]) or probe_key(*args))
+    keyed = []  # every derivation
+    monkeypatch.setattr(cap_module, "_mem_available", lambda: keyed.append("logits") or 2 ** 20)
     # net A: 28 B per input pixel, 18 crops of 32x32 in half of 1 MiB; net D: 32 B, 16 crops
     nets = {"A": tiny_vgg(7),
             "D": build_vgg("D", num_classes=7, width_mult=1 / 16, fc_width=8, input_size=32).eval()}
@@ -296,4 +181,3 @@ def test_an_evaluation_derives_the_cap_once_per_model(monkeypatch):
     strategy(nets["D"], views, [48], RAW)
     assert keyed == ["logits"] * 2 and sizes["D"] == [16] * 6 + [4]
     assert strategy.pass_pixels(nets["A"], "logits") == 18 * 32 ** 2 and len(keyed) == 2
-    autotune.forget()

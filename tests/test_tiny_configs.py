@@ -63,7 +63,7 @@ def test_tiny_one_cycle_warms_up_then_anneals_whatever_the_length(tmp_path, epoc
 
 
 def test_bn_tiny_config_builds_net_a_with_batchnorm(tmp_path):
-    from vggkit.models import build_vgg
+    from vggkit.factory import build_vgg
     data = make_image_folder(tmp_path / "img", per_class=2)
     cfg = _config(BN_TINY, "--data-root", str(data), "--work-dir", str(tmp_path / "w"))
     vgg = dict(cfg.model.vgg)

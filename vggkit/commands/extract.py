@@ -23,7 +23,7 @@ from vggkit.commands import (MAX_BATCH, add_cfg_options, add_weights_option, at_
                              positive_int, run_command, scale_side)
 from vggkit.errors import UserError
 from vggkit.features import AGGREGATES, BAD_IMAGE_MODES, LAYERS
-from vggkit.inference.launch import add_launch_options, launch
+from vggkit.commands.launch import add_launch_options, launch
 from vggkit.inference.names import BACKENDS, PRECISIONS
 
 

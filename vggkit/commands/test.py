@@ -16,7 +16,7 @@ from vggkit.commands import (MAX_BATCH, MAX_WORKERS, add_cfg_options, add_weight
                              weights_config)
 from vggkit.commands.fuse import add_outputs, check_outputs, write_outputs
 from vggkit.errors import UserError
-from vggkit.inference.launch import add_backend_options, add_launch_options, launch
+from vggkit.commands.launch import add_backend_options, add_launch_options, launch
 
 DEFAULT_STRATEGY = "dense"
 

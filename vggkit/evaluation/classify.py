@@ -88,7 +88,9 @@ def load_classifier(weights: str | None = None, config: Any = None,
                     checkpoint: str | None = None, *, protocol: str = "center",
                     scales: Sequence[int] | None = None, device: str = "cpu",
                     batch_size: int = 32) -> Classifier:
-    """The :class:`Classifier` of catalogue ``weights`` or of ``config`` + ``checkpoint``.
+    """The :class:`Classifier` of catalogue ``weights`` or of ``config`` + ``checkpoint``,
+    the net on the path 'auto' resolves for each output the protocol calls
+    (:func:`~vggkit.evaluation.loop.compile_nets`).
 
     Raises:
         UserError: neither or both nets given, a file given as ``weights``, an
@@ -127,6 +129,8 @@ def load_classifier(weights: str | None = None, config: Any = None,
         if len(classes) != n:
             raise UserError(f"checkpoint '{checkpoint}' records {len(classes)} class names "
                             f"but its net predicts {n}; use the checkpoint of this config")
+    from vggkit.evaluation.loop import compile_nets
+    compile_nets([entry], {protocol: strategy})  # each output on its 'auto' path
     return Classifier(entry, classes, strategy)
 
 

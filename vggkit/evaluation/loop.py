@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -23,21 +23,34 @@ def compile_nets(entries: Sequence[ModelEntry], strategies: Mapping[str, EvalStr
     """Put every net on the backend chosen for each output its strategies call.
 
     'auto' measures the fastest path per net and output
-    (:mod:`vggkit.inference.autotune`); the score map of dense evaluation
-    takes images of every size, so it is probed at the net's middle test scale
-    among the backends of dynamic size. Then each strategy's crops per pass
-    are derived for the backend chosen (:meth:`EvalStrategy.prepare`). Done
-    before the images, on every rank in the same order (rank 0 decides 'auto'
-    and times the passes for all), so the probes and any export are not
-    counted in the evaluation's time.
+    (:mod:`vggkit.inference.autotune`) on what the strategies feed it
+    (:func:`fed_batches`); the score map of dense evaluation takes images of
+    every size, so it is probed at the net's middle test scale among the
+    backends of dynamic size. Then each strategy's crops per pass are derived
+    (:meth:`EvalStrategy.prepare`). Done before the images, on every rank in
+    the same order (rank 0 decides 'auto' for all), so the probes and any
+    export are not counted in the evaluation's time.
     """
     outputs = list(dict.fromkeys(o for s in strategies.values() for o in strategy_outputs(s)))
     for entry in entries:
         entry.compiled = CompiledNet(entry.model, backend, precision,
-                                     dense_size=int(statistics.median_low(entry.scales)))
+                                     dense_size=int(statistics.median_low(entry.scales)),
+                                     batches=fed_batches(strategies.values()))
         entry.compiled.prepare(outputs)
         for strategy in strategies.values():
             prepare_strategy(strategy, entry.net)
+
+
+def fed_batches(strategies: Iterable[Any]) -> dict[str, int]:
+    """Inputs per pass the strategies feed each output: crops of the largest batch size
+    for the logits, one image (with its mirror, if flipped) for the score map, which
+    stacks only images of one size."""
+    parts = [p for s in strategies for p in getattr(s, "parts", [s])]
+    fed = {"logits": [getattr(s, "batch_size", 1) for s in parts
+                      if "logits" in strategy_outputs(s)],
+           "dense": [2 if getattr(s, "flip", False) else 1 for s in parts
+                     if "dense" in strategy_outputs(s)]}
+    return {output: max(sizes) for output, sizes in fed.items() if sizes}
 
 
 def result_key(model_index: int, strategy: str) -> str:

@@ -64,8 +64,8 @@ class EvalStrategy(abc.ABC):
             per forward pass.
         flip: also evaluate the horizontally flipped input and average.
         pass_crops: at most this many crops of ``model.input_size``² per pass
-            (dense: as many pixels), over the cap derived for the running
-            machine, net and backend (:func:`~vggkit.inference.pass_cap.pass_cap`;
+            (dense: as many pixels), over the cap that memory allows on the
+            running machine (:func:`~vggkit.inference.pass_cap.pass_cap`;
             ``$VGGKIT_PASS_CROPS`` sets it for every strategy). None: derived.
     """
 
@@ -93,26 +93,22 @@ class EvalStrategy(abc.ABC):
         return self._pass_cap(model, output).pixels
 
     def prepare(self, model: nn.Module) -> None:
-        """Derive the pass caps now, before the images (probing, if the cache lacks them).
-
-        In a process group every rank calls it in the same order and rank 0 measures.
-        """
+        """Derive the pass caps now, before the images."""
         for output in self.capped_outputs:
-            self._pass_cap(model, output, collective=True)
+            self._pass_cap(model, output)
 
-    def _pass_cap(self, model: nn.Module, output: str, collective: bool = False) -> PassCap:
+    def _pass_cap(self, model: nn.Module, output: str) -> PassCap:
         """:func:`pass_cap` of ``output`` under :attr:`pass_crops`, derived once per model.
 
-        It is asked for every batch of images, and building its key (the CPU's flags
-        from /proc/cpuinfo, a hash of the parameter shapes) takes ~0.5 ms on VGG-16.
-        Kept per model object, weakly: another model (other weights or shapes) derives
+        It is asked for every batch of images; kept per model object, weakly, so that
+        the passes do not change with memory coming and going, another model derives
         its own, and a collected model's id cannot pass its cap on to a new one. So
         ``$VGGKIT_PASS_CROPS`` is read once per model and output (at :meth:`prepare`).
         """
         caps = self._caps.setdefault(model, {})
         slot = (output, self.pass_crops)
         if slot not in caps:
-            caps[slot] = pass_cap(model, output, override=self.pass_crops, collective=collective)
+            caps[slot] = pass_cap(model, output, override=self.pass_crops)
         return caps[slot]
 
     @abc.abstractmethod
@@ -163,10 +159,8 @@ class CropStrategy(EvalStrategy):
 
     Subclasses choose the crop positions with :meth:`offsets`. Crops of all
     images of a call are batched together, ``batch_size`` crops at a time, or
-    fewer when the pass cap is lower: ``pass_crops`` if given, else derived on
-    the running machine for the net and its backend from the memory available
-    and, on CPU, the time per crop of a short probe, cached with the 'auto'
-    backend choice (:func:`~vggkit.inference.pass_cap.pass_cap`).
+    fewer when the pass cap is lower: ``pass_crops`` if given, else what the
+    memory available allows (:func:`~vggkit.inference.pass_cap.pass_cap`).
     """
 
     outputs = ("logits",)

@@ -12,9 +12,10 @@ Speed levers (measured in ``benchmarks/bench_extract.py``):
 * images of equal rescaled size are stacked into one batch, and each image
   runs together with its mirror (batch 2n);
 * backend 'auto' is the fastest path measured on this machine that agrees
-  with fp32 eager (:mod:`vggkit.inference.autotune`: ONNX Runtime, TorchScript,
-  oneDNN blocked layout, eager channels-last; bf16 autocast only offered where
-  the CPU has AVX-512 BF16 or AMX), probed once and cached.
+  with fp32 eager (:mod:`vggkit.inference.autotune`: ONNX Runtime, oneDNN
+  blocked layout, eager channels-last; with precision 'auto' also bf16 weights
+  cast once where the CPU has AVX-512 BF16 or AMX), probed once, at the middle
+  scale on an image and its mirror, and cached.
 
 Batches are those of a fixed list of images (a shard), by size then position
 (:func:`~vggkit.inference.batching.size_batches`), so the same shard always
@@ -25,6 +26,7 @@ order of the batches, never their contents.
 from __future__ import annotations
 
 import itertools
+import statistics
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
 
@@ -36,7 +38,7 @@ from torch import nn
 from vggkit.features import AGGREGATES, LAYERS
 from vggkit.features.descriptor import combine, flip_pooled, with_mirrors
 from vggkit.features.regions import Region, crop_region
-from vggkit.inference.backends import choose
+from vggkit.inference.autotune import choice
 from vggkit.inference.batching import MAX_BATCH_PIXELS, size_batches
 from vggkit.inference.runners import compile_for_inference
 from vggkit.inference.views import Views, image_views
@@ -190,6 +192,7 @@ class FeatureExtractor:
         precision: 'fp32', 'bf16', 'fp16' (CUDA) or 'auto'.
         backend: 'onnxruntime' (CPU fp32, if installed), 'mkldnn' (oneDNN
             blocked layout, CPU fp32), 'jit' (TorchScript, fp32), 'eager' or
+            'compile' (torch.compile, where a C++ compiler is present) or
             'auto' (the fastest of those that agrees with fp32 eager, measured
             once per machine and net: :mod:`vggkit.inference.autotune`).
         channels_last: eager backend: run convs in channels-last memory format.
@@ -210,6 +213,7 @@ class FeatureExtractor:
     device: str = "cpu"
     own_nets: bool = False
     _ready: bool = field(default=False, init=False, repr=False)
+    _probed: list | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.scales = tuple(int(q) for q in self.scales)
@@ -233,12 +237,13 @@ class FeatureExtractor:
             if self.layer == "fc7":
                 net.model.pre_logits_relu = self.relu  # the model reads it in dense_pre_logits
         check_scale_memory(self.nets, self.scales, self.batch_size, self.device)
-        # 'auto' is measured at the smallest test scale among the backends that take
-        # images of any size (every Q and aspect ratio reaches the same runner)
-        self.backend, self.precision = choose(
+        # 'auto' is measured among the backends that take images of any size (every Q and
+        # aspect ratio reaches the same runner), on what the nets are fed: an image and its
+        # mirror at the middle scale; the probe's runners of the winner are kept for setup
+        self.backend, self.precision, self._probed = choice(
             self.backend, self.precision, self.device, models=[n.model for n in self.nets],
-            output=self.layer, relu=self.relu, example_size=min(self.scales),
-            dynamic_size=True)
+            output=self.layer, relu=self.relu,
+            example_size=statistics.median_low(self.scales), batch=2, dynamic_size=True)
 
     @property
     def dim(self) -> int:
@@ -251,6 +256,9 @@ class FeatureExtractor:
         if self._ready:
             return
         # ONNX Runtime exports each net once with dynamic N, H and W
+        if self._probed is not None and self.channels_last:  # the probe's own runners
+            self._runners, self._probed, self._ready = self._probed, None, True
+            return
         self._runners = [compile_for_inference(
             net.model, self.layer, self.backend, device=self.device, precision=self.precision,
             channels_last=self.channels_last, threads=torch.get_num_threads(),

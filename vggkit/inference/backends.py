@@ -1,28 +1,30 @@
-"""Which way to run a frozen VGG: the backends, the precisions, and the one resolver.
+"""What can run a frozen VGG here: the backends, their precisions, the native reduced precision.
 
-Measured on the development machine (AVX2, no AVX-512 BF16; see
-``benchmarks/RESULTS.md``): ONNX Runtime on the exported graph is the fastest
-CPU path for VGG's large 3x3 convolutions; a frozen TorchScript graph with
-oneDNN fusions, or the net converted to oneDNN's blocked layout, comes next;
-eager PyTorch is the slowest but runs everywhere and in every precision. bf16
-autocast only pays on CPUs with native bf16 (AVX-512 BF16 / AMX), since
-emulated bf16 is slower than fp32. On CUDA the usual path is eager with fp16
-autocast.
+Facts only, no choosing: :mod:`vggkit.inference.autotune` resolves 'auto' from
+them by measuring, above the builders of :mod:`vggkit.inference.build`.
 
-None of this is hard-coded into 'auto': :mod:`vggkit.inference.autotune`
-times the paths that can run on the running machine and keeps the fastest that
-agrees with fp32 eager. onnxruntime is an optional dependency
-(``pip install onnxruntime``); without it it is simply not a candidate.
+* ``eager``: plain PyTorch, any device; fp32, or bf16/fp16 on weights cast once.
+* ``compile``: ``torch.compile`` (inductor, frozen weights), where a compiler
+  is present (a C++ compiler on the CPU, Triton on CUDA).
+* ``jit`` (frozen TorchScript), ``mkldnn`` (oneDNN blocked layout, CPU, dense
+  maps), ``onnxruntime`` (CPU, if installed): fp32 only.
+
+A reduced precision pays only where the hardware computes it: fp16 on CUDA,
+bf16 on a CPU with AVX-512 BF16 or AMX (elsewhere oneDNN emulates bf16, slower
+than fp32). ``ONEDNN_MAX_CPU_ISA`` below ``AVX512_CORE_BF16`` counts as no
+native bf16, as oneDNN then emulates it.
 """
 from __future__ import annotations
 
 import importlib.util
+import os
+import shutil
 from typing import Iterable
 
 import torch
 from torch import nn
 
-from vggkit.inference.names import BACKENDS, PRECISIONS, Backend
+from vggkit.inference.names import Backend
 
 #: the maps over whole images the mkldnn backend gives: class scores, pool5, fc6, fc7 (its
 #: blocked tensors have no flatten for the FC path, and fc6 before its ReLU is not a
@@ -30,7 +32,10 @@ from vggkit.inference.names import BACKENDS, PRECISIONS, Backend
 MKLDNN_OUTPUTS = ("dense", "pool5", "fc6", "fc7")
 #: the backends whose compiled net takes any input height and width: jit is left out,
 #: since tracing records the model's Python-level shape logic at the traced size
-DYNAMIC_SIZE_BACKENDS = ("onnxruntime", "mkldnn", "eager")
+DYNAMIC_SIZE_BACKENDS = ("onnxruntime", "mkldnn", "eager", "compile")
+#: ONEDNN_MAX_CPU_ISA values under which oneDNN has no bf16 instructions (it emulates them)
+_ONEDNN_NO_BF16 = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE",
+                   "AVX512_CORE_VNNI")
 #: leaf modules oneDNN's blocked tensors run through (anything else, e.g. LRN: not mkldnn)
 _MKLDNN_LEAVES = (nn.Conv2d, nn.ReLU, nn.MaxPool2d, nn.BatchNorm2d, nn.Dropout)
 
@@ -44,9 +49,26 @@ def onnxruntime_available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def compiler_available(device: torch.device) -> bool:
+    """Whether ``torch.compile``'s inductor can build kernels for ``device``: a C++ compiler
+    (``$CXX``, else g++, as inductor looks for it) on the CPU, Triton on CUDA."""
+    if device.type == "cuda":
+        return importlib.util.find_spec("triton") is not None
+    return device.type == "cpu" and shutil.which(os.environ.get("CXX") or "g++") is not None
+
+
+def onednn_isa_limit() -> str | None:
+    """``ONEDNN_MAX_CPU_ISA`` (or its old name ``DNNL_MAX_CPU_ISA``), upper-cased, if set."""
+    value = os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA")
+    return value.strip().upper() if value and value.strip() else None
+
+
 def cpu_has_bf16() -> bool:
-    """Whether the CPU computes bf16 natively (AVX-512 BF16 or AMX), per /proc/cpuinfo."""
+    """Whether the CPU computes bf16 natively (AVX-512 BF16 or AMX, per /proc/cpuinfo) and
+    oneDNN may use it (not held below it by ``ONEDNN_MAX_CPU_ISA``)."""
     from vggkit.machine import machine_info
+    if onednn_isa_limit() in _ONEDNN_NO_BF16:
+        return False
     return any(flag in machine_info()["isa"] for flag in ("avx512_bf16", "amx_bf16"))
 
 
@@ -55,12 +77,16 @@ def reduced_precision(device: torch.device) -> tuple[str | None, str]:
 
     fp16 on CUDA; bf16 on a CPU that computes it natively (AVX-512 BF16 or
     AMX) -- elsewhere bf16 is emulated and slower than fp32. Inference 'auto'
-    and training ``--amp`` both decide by this.
+    offers it, and training's ``--amp auto`` takes it, by this rule.
     """
     if device.type == "cuda":
         return "fp16", "CUDA"
     if device.type == "cpu":
-        return ("bf16", "native bf16") if cpu_has_bf16() else (None, "no AVX-512 BF16/AMX")
+        if cpu_has_bf16():
+            return "bf16", "native bf16"
+        limit = onednn_isa_limit()
+        return None, (f"oneDNN held to {limit} (ONEDNN_MAX_CPU_ISA)"
+                      if limit in _ONEDNN_NO_BF16 else "no AVX-512 BF16/AMX")
     return None, f"no reduced precision known to pay on {device.type}"
 
 
@@ -74,9 +100,12 @@ def unavailable(backend: Backend, device: torch.device, precision: str,
                 models: Iterable[nn.Module] = (), output: str = "logits",
                 relu: bool | None = None) -> str | None:
     """Why ``backend`` cannot run ``output`` of ``models`` here, or None when it can."""
-    if backend is Backend.EAGER:
+    if backend in (Backend.EAGER, Backend.COMPILE):
         if precision == "fp16" and device.type != "cuda":
-            return "runs fp16 autocast on CUDA only"
+            return "runs fp16 on CUDA only"
+        if backend is Backend.COMPILE and not compiler_available(device):
+            return ("needs Triton on CUDA" if device.type == "cuda" else
+                    "needs a C++ compiler ($CXX or g++) for inductor")
         return None
     if precision != "fp32":
         return "runs fp32 only"
@@ -94,55 +123,6 @@ def unavailable(backend: Backend, device: torch.device, precision: str,
     if not all(onednn_runs(m) for m in models):
         return "needs layers oneDNN runs (no LRN)"
     return None
-
-
-def choose(backend: str, precision: str, device: str | torch.device, *,
-           models: Iterable[nn.Module] = (), output: str = "logits", relu: bool | None = None,
-           example_size: int | None = None, dynamic_size: bool = False,
-           cache: str | None = None) -> tuple[str, str]:
-    """The backend and precision that run ``output`` of ``models`` on ``device``.
-
-    A backend named outright must be able to run here; its 'auto' precision is
-    fp16 autocast for eager on CUDA, else fp32 (nothing is measured). Backend
-    'auto' is measured (:mod:`vggkit.inference.autotune`): the fastest of the
-    paths that can run here (only those of ``precision`` unless 'auto') that
-    agrees with fp32 eager, probed once per machine/net/output at
-    ``example_size`` and cached. ``dynamic_size`` (inputs of many sizes, e.g.
-    dense evaluation) leaves out the backends of fixed size (jit). With
-    ``VGGKIT_AUTOTUNE=off``, or no model to probe, it is the first available of
-    onnxruntime, mkldnn, jit, eager. In a process group, rank 0 decides for all.
-
-    Returns:
-        ``(backend, precision)`` as plain names, e.g. ``('onnxruntime', 'fp32')``.
-
-    Raises:
-        ValueError: an unknown name.
-        BackendUnavailableError: a named backend that cannot run here, with why.
-    """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown inference backend '{backend}'; choose one of {BACKENDS}")
-    if precision not in PRECISIONS:
-        raise ValueError(f"unknown precision '{precision}'; choose one of {PRECISIONS}")
-    device, asked, models = torch.device(device), Backend(backend), list(models)
-    if asked is Backend.AUTO:
-        from vggkit.inference import autotune
-        found, why_not = autotune.offered(device, precision, models, output, relu, dynamic_size)
-        if not found:  # e.g. bf16 asked on a device where eager cannot run it
-            reason = unavailable(Backend.EAGER, device, precision, models, output, relu)
-            raise BackendUnavailableError(
-                f"no backend runs {precision} here ({device.type}): {reason}; use --precision fp32")
-        if len(found) == 1 or not models or not autotune.enabled():
-            return autotune.static_choice(found, device)
-        return autotune.resolve(found, why_not, device, models, output, relu, example_size,
-                                cache)
-    if precision == "auto":
-        precision = "fp16" if device.type == "cuda" and asked is Backend.EAGER else "fp32"
-    reason = unavailable(asked, device, precision, models, output, relu)
-    if reason is not None:
-        raise BackendUnavailableError(
-            f"backend '{asked}' {reason} (here: {device.type}, {precision}, output {output}); "
-            "use --backend eager, or auto")
-    return asked.value, precision
 
 
 def available_backends(output: str = "logits") -> list[str]:

@@ -1,7 +1,7 @@
 """Writing a VGG to a file other runtimes load: ONNX or TorchScript (``vggkit export``).
 
 The graphs are the ones the inference backends build in memory
-(:func:`vggkit.inference.runners.onnx_bytes`, :func:`~vggkit.inference.runners.traced`):
+(:func:`vggkit.inference.build.onnx_bytes`, :func:`~vggkit.inference.build.traced`):
 input ``image`` (N x 3 x H x W, already normalised as the weights expect), output
 ``out``. The batch is dynamic; the dense outputs (the class score map 'dense',
 the 'fc7' and 'pool5' maps) take any height and width from the net's crop size up.
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from vggkit.fileio import atomic_write_bytes
-from vggkit.inference.runners import _Output, onnx_bytes, traced
+from vggkit.inference.build import _Output, onnx_bytes, traced
 
 EXPORT_FORMATS = ("onnx", "torchscript")
 #: logits of the net's crop (FC view), or a dense map over a whole image

@@ -43,7 +43,7 @@ from vggkit.localisation import PROTOCOLS
 from vggkit.models.preprocess import normalize
 
 __all__ = ["PROTOCOLS", "Candidates", "BoxNet", "window_boxes", "candidates", "union",
-           "fused_candidates"]
+           "fused_candidates", "CompiledLocaliser", "compiled_nets"]
 
 STRIDE = 32  # five 2x2 max-pools
 
@@ -74,6 +74,44 @@ class BoxNet:
     model: Any
     scales: Sequence[int]
     preprocess: Mapping[str, Any]
+
+
+class CompiledLocaliser:
+    """A :class:`~vggkit.localisation.model.VGGLocaliser`'s boxes with its VGG on the paths
+    'auto' resolves (:class:`~vggkit.inference.runners.CompiledNet`): ``boxes`` of crops and
+    the ``dense`` box map, as the localiser gives them."""
+
+    def __init__(self, loc: Any, backend: str = "auto", precision: str = "auto",
+                 dense_size: int | None = None) -> None:
+        from vggkit.inference.runners import CompiledNet
+        self.num_boxes = loc.num_boxes
+        # one view at a time: batch 1, the crop and the middle test scale
+        self.vgg = CompiledNet(loc.vgg, backend, precision, dense_size=dense_size,
+                               batches={"logits": 1, "dense": 1})
+
+    def boxes(self, inputs: Tensor) -> Tensor:
+        return self.vgg(inputs).float().view(len(inputs), self.num_boxes, 4)
+
+    def dense(self, inputs: Tensor) -> Tensor:
+        out = self.vgg.dense(inputs).float()
+        return out.view(len(inputs), self.num_boxes, 4, *out.shape[-2:])
+
+
+def compiled_nets(nets: Sequence[BoxNet], cls: Any, protocols: Sequence[str],
+                  backend: str = "auto", precision: str = "auto") -> tuple[list[BoxNet], Any]:
+    """The localisation nets and the classifier on the paths 'auto' chooses for the outputs
+    ``protocols`` call (the crops' for 'center', the dense maps' for 'dense'), built now."""
+    from vggkit.inference.runners import CompiledNet
+    outputs = [{"center": "logits", "dense": "dense"}[p] for p in protocols]
+    scales = sorted(q for n in nets for q in n.scales)
+    middle = int(scales[(len(scales) - 1) // 2]) if scales else None
+    boxed = [BoxNet(CompiledLocaliser(n.model, backend, precision, middle), n.scales,
+                    n.preprocess) for n in nets]
+    classifier = CompiledNet(cls, backend, precision, dense_size=middle,
+                             batches={"logits": 1, "dense": 1})
+    for net in [b.model.vgg for b in boxed] + [classifier]:
+        net.prepare(outputs)
+    return boxed, classifier
 
 
 def window_boxes(box_map: torch.Tensor, input_size: int, stride: int = STRIDE) -> np.ndarray:

@@ -23,7 +23,8 @@ import numpy as np
 
 from vggkit.data.io import read_image
 from vggkit.localisation.boxes import centre_box, clip_boxes
-from vggkit.localisation.candidates import PROTOCOLS, BoxNet, Candidates, fused_candidates
+from vggkit.localisation.candidates import (PROTOCOLS, BoxNet, Candidates, compiled_nets,
+                                             fused_candidates)
 from vggkit.localisation.merging import merge_boxes
 from vggkit.localisation.metrics import best_iou, localisation_error
 
@@ -83,14 +84,20 @@ def _gt_class(boxes: list[np.ndarray], truth: list[dict]) -> dict[str, float]:
 def evaluate(nets: Sequence[BoxNet], cls: Any, infos: Sequence[Mapping[str, Any]],
              cls_preprocess: Mapping[str, Any], protocols: Sequence[str] = PROTOCOLS,
              flip: bool = False, merge_iou: float = 0.5, device: str = "cpu",
-             progress: Callable[[Iterable], Iterable] = iter) -> dict[str, Any]:
+             progress: Callable[[Iterable], Iterable] = iter, *, backend: str = "auto",
+             precision: str = "auto") -> dict[str, Any]:
     """Localise every image of ``infos`` (data infos of a localisation dataset) with the
     localisation ``nets`` (one, or several fused) and the classifier ``cls``.
+
+    The nets run on the paths ``backend``/``precision`` resolve
+    (:func:`~vggkit.localisation.candidates.compiled_nets`; 'auto' measured on
+    this machine, probed before the clock starts).
 
     Returns:
         ``{'results': {protocol: errors}, 'baselines': {...}, 'images': [...],
         'seconds': ...}``; errors in percent.
     """
+    nets, cls = compiled_nets(nets, cls, protocols, backend, precision)
     start = time.time()
     truth: list[dict] = []
     per: dict[str, dict[str, list]] = {p: {"guesses": [], "gt_box": [], "posterior": []}

@@ -2,5 +2,5 @@
 
 ``task`` (the TransferTask interface, TaskData, Split, build_task), ``single_label``
 (class-folder tasks, the core 'imagefolder' and 'folder'), ``metrics`` (mean class recall, VOC AP),
-``svm`` (joint one-vs-rest linear SVMs, C selection), ``experiment`` (the protocol over splits, its table and plot; the CLI is :mod:`vggkit.commands.transfer`).
+``svm`` (joint one-vs-rest linear SVMs, C selection), ``experiment`` (the protocol over splits, its table and plot; the CLI is ``vggkit transfer``).
 """

@@ -29,13 +29,16 @@ def add_backend_options(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     """``--backend`` and ``--precision``: how the nets run (default: measured 'auto')."""
     parser.add_argument("--backend", choices=BACKENDS, default="auto",
                         help="'auto' (default): the fastest path measured on this machine that "
-                        "agrees with fp32 eager, probed once per net and cached; 'onnxruntime' "
-                        "(CPU, fp32, if installed); 'mkldnn' (oneDNN blocked layout, CPU, fp32, "
-                        "dense maps only); 'jit' (TorchScript, fp32); 'eager' (plain PyTorch)")
+                        "agrees with fp32 eager, probed once per net at the batch and size it is "
+                        "fed, and cached; 'eager' (plain PyTorch, channels-last); 'compile' "
+                        "(torch.compile, needs a C++ compiler); 'onnxruntime' (CPU, fp32, if "
+                        "installed); 'mkldnn' (oneDNN blocked layout, CPU, fp32, dense maps "
+                        "only); 'jit' (TorchScript, fp32)")
     parser.add_argument("--precision", choices=PRECISIONS, default="auto",
                         help="'auto' (default): fp32, or with --backend auto also bf16 on CPUs "
                         "with AVX-512 BF16/AMX and fp16 on CUDA when measured faster and in "
-                        "agreement; 'bf16'/'fp16' force autocast on the eager backend")
+                        "agreement; 'bf16'/'fp16' force the weights cast to that dtype once "
+                        "(eager or compile backend)")
     return parser
 
 
