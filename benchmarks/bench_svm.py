@@ -4,7 +4,7 @@ A Caltech-101-sized problem (Appendix B): 102 classes, 15 training images per
 class (Caltech-101's smaller standard setting, 1,530 × 4,096 features; the
 paper's 30 with ``--train-per-class 30`` doubles LinearSVC's time), 50 test
 images per class, C chosen on held-out training images, then retrained on all. Both sides run the
-same protocol (same held-out fold, same C grid, same rule ``svm.choose_C``,
+same protocol (same held-out fold, same C grid, same rule ``selection.choose_C``,
 same metric: mean class recall); LinearSVC uses its default settings.
 
 LinearSVC takes 10-30 s a fit of 3,060 images here, so the default grid is
@@ -65,7 +65,8 @@ def mcr(scores: np.ndarray, labels: np.ndarray) -> float:
 def run_sklearn(Xtr, ytr, Xte, yte, grid, seed, n_folds=1) -> tuple[float, float, float]:
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.svm import LinearSVC
-    from vggkit.transfer.svm import choose_C, selection_folds
+    from vggkit.transfer.folds import selection_folds
+    from vggkit.transfer.selection import choose_C
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -80,7 +81,7 @@ def run_sklearn(Xtr, ytr, Xte, yte, grid, seed, n_folds=1) -> tuple[float, float
 
 
 def run_vggkit(Xtr, ytr, Xte, yte, grid, seed, n_folds=1) -> tuple[float, float, float]:
-    from vggkit.transfer.svm import CGridEdgeWarning, train_with_selection
+    from vggkit.transfer.selection import CGridEdgeWarning, train_with_selection
     t = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CGridEdgeWarning)  # the chosen C is in the table
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
                                         separation=args.separation)
     small = slice(0, None, 10)  # warm-up on a tenth of the data: imports, BLAS threads
     sk = f"scikit-learn {_sk_version()} LinearSVC (defaults, OvR)"
-    vg = "vggkit svm.train_with_selection (joint kernel Newton)"
+    vg = "vggkit selection.train_with_selection (joint kernel Newton)"
     rounds = paired_rounds(
         {sk: lambda r: run_sklearn(*((Xtr[small], ytr[small]) if r < 0 else (Xtr, ytr)), Xte, yte,
                                    grid[:1] if r < 0 else grid, 0, args.folds),
@@ -144,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "", f"Command: `{command(argv)}`",
     ]
     heads = [headline(f"SVM {len(ytr)}×{Xtr.shape[1]}, C grid {list(grid)}: speed-up vs "
-                      "LinearSVC", "svm.train_with_selection", speed,
+                      "LinearSVC", "selection.train_with_selection", speed,
                       f"× (>1: vggkit faster; recall {diff:+.2f} pt)")]
     write_fragment("svm", "\n".join(lines), {
         "headlines": heads, "times_s": rounds.times, "speedup": speed,

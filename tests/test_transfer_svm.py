@@ -8,9 +8,10 @@ from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from vggkit.transfer.svm import (DEFAULT_C_GRID, CGridEdgeWarning, choose_C, fit_ovr, fold_repeats, holdout_split,
-                                 ovr_targets, selection_folds, smooth_over_C, stratified_folds,
-                                 train_with_selection)
+from vggkit.transfer.folds import fold_repeats, holdout_split, selection_folds, stratified_folds
+from vggkit.transfer.selection import (DEFAULT_C_GRID, CGridEdgeWarning, choose_C, smooth_over_C,
+                                       train_with_selection)
+from vggkit.transfer.svm import fit_ovr, ovr_targets
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,7 @@ def test_holdout_is_stratified_and_seeded():
     assert not np.array_equal(val, holdout_split(y, 0.2, seed=4)[1])
 
 
-@pytest.mark.filterwarnings("ignore::vggkit.transfer.svm.CGridEdgeWarning")  # its small grid may end at C
+@pytest.mark.filterwarnings("ignore::vggkit.transfer.selection.CGridEdgeWarning")  # its small grid may end at C
 def test_selection_accuracy_close_to_linearsvc(digits):
     Xtr, ytr, Xte, yte = digits
     acc = lambda s, y: float((s.argmax(1) == y).mean())  # noqa: E731
@@ -305,3 +306,11 @@ def test_svm_tool_reports_oracle_and_edge_warning(few_shot, tmp_path):
                  "--C-grid", "0.1", "1", "10", "--out", str(out)]) == 0
     saved = json.loads(out.read_text())
     assert saved["n_folds"] == 1 and saved["splits"][0]["selection"]["oracle_C"] in (0.1, 1.0, 10.0)
+
+
+def test_the_moved_selection_names_still_import_from_svm_with_a_warning():
+    from vggkit.transfer import svm
+    with pytest.warns(DeprecationWarning, match="vggkit.transfer.selection.choose_C"):
+        assert svm.choose_C is choose_C
+    with pytest.warns(DeprecationWarning, match="vggkit.transfer.folds.stratified_folds"):
+        assert svm.stratified_folds is stratified_folds

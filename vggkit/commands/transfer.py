@@ -9,7 +9,7 @@ from vggkit.commands import (check_output_file, parse_options, positive_int, run
 from vggkit.errors import UserError
 from vggkit.fileio import atomic_write_json
 from vggkit.transfer.experiment import format_table, run_transfer, write_plot
-from vggkit.transfer.svm import DEFAULT_C_GRID, check_C_grid
+from vggkit.transfer.selection import DEFAULT_C_GRID, check_C_grid
 from vggkit.transfer.task import TaskData, build_task
 
 

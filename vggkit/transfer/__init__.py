@@ -2,5 +2,6 @@
 
 ``task`` (the TransferTask interface, TaskData, Split, build_task), ``single_label``
 (class-folder tasks, the core 'imagefolder' and 'folder'), ``metrics`` (mean class recall, VOC AP),
-``svm`` (joint one-vs-rest linear SVMs, C selection), ``experiment`` (the protocol over splits, its table and plot; the CLI is ``vggkit transfer``).
+``svm`` (joint one-vs-rest linear SVMs), ``folds`` (the held-out folds C is chosen on),
+``selection`` (choosing C, retraining at it), ``experiment`` (the protocol over splits, its table and plot; the CLI is ``vggkit transfer``).
 """

@@ -2,7 +2,7 @@
 
 For each protocol split: C is chosen by stratified k-fold on the training
 images (each fold holds out 20 %; the folds are dealt several times when the
-images are few, :func:`vggkit.transfer.svm.fold_repeats`), the one-vs-rest
+images are few, :func:`vggkit.transfer.folds.fold_repeats`), the one-vs-rest
 SVMs are retrained on the whole training part and scored on the test part
 with the task's metric; the
 oracle (the grid's best C on the test part, in hindsight) is reported beside
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from vggkit.fileio import atomic_savefig
-from vggkit.transfer.svm import DEFAULT_C_GRID, train_with_selection
+from vggkit.transfer.selection import DEFAULT_C_GRID, train_with_selection
 from vggkit.transfer.task import ProtocolError, Split, TaskData, TransferTask
 
 #: what the oracle figures are, in the results JSON ('oracle_note') and the printed table
