@@ -1,7 +1,8 @@
 # Configuration A at 1/4 width with 128-wide FC layers and 32-pixel crops: the
 # paper's net shrunk for CPU demos and small image folders (CIFAR-10's photos,
-# scikit-learn's digits). On a new folder of photos start from vgg_a_bn_tiny.py
-# (BatchNorm: lower error); this config stays closest to the paper's nets.
+# scikit-learn's digits): the config to start from on a new folder of photos about
+# the crop's size (on CIFAR-10 it matches a plain PyTorch loop; vgg_a_bn_tiny.py is
+# no better yet: docs/natural_images.md).
 #   python tools/train.py configs/tiny/vgg_a_tiny.py --data-root DIR
 # DIR is any image folder: DIR/<class>/*.jpg, or DIR/train/<class>/ + DIR/val/<class>/.
 #
