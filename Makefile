@@ -31,7 +31,8 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed
 	$(PY) -m pytest -q tests
 
-# `make bench ONLY="extract eval"` runs some benchmarks (RESULTS.md is then kept as it was)
+# `make bench ONLY="extract eval"` runs some benchmarks (RESULTS.md is then kept as it was);
+# `make bench ONLY=cifar` the accuracy comparison on CIFAR-10 (docs/natural_images.md), not run by default
 bench: $(VENV)/.installed-bench
 	$(PY) benchmarks/run_all.py $(if $(ONLY),--only $(ONLY))
 
