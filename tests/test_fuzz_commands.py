@@ -211,6 +211,10 @@ def test_hostile_values_end_in_one_line_or_success(command, world, tmp_path, mon
         monkeypatch.setattr(module, "run", reached)
     if command == "recipe-check":  # the tiny folder, not 1,409 digits written per case
         monkeypatch.setattr(module, "digits_root", lambda: world["data"])
+        # every option is checked before the runs are trained; building their runners
+        # only to stop them cost ~0.4 s a case
+        import vggkit.engine.recipe_check as recipe_check
+        monkeypatch.setattr(recipe_check, "train_all", reached)
     if command == "localise":
         import vggkit.localisation.demo as loc_demo
         monkeypatch.setattr(loc_demo, "run_demo", reached, raising=False)
