@@ -215,6 +215,11 @@ def test_hostile_values_end_in_one_line_or_success(command, world, tmp_path, mon
         # only to stop them cost ~0.4 s a case
         import vggkit.engine.recipe_check as recipe_check
         monkeypatch.setattr(recipe_check, "train_all", reached)
+    if command == "transfer":  # one deal of folds: the cases test the arguments, not the C
+        import vggkit.transfer.folds as folds
+        import vggkit.transfer.selection as selection
+        for module_ in (folds, selection):
+            monkeypatch.setattr(module_, "fold_repeats", lambda n_images: 1)
     if command == "localise":
         import vggkit.localisation.demo as loc_demo
         monkeypatch.setattr(loc_demo, "run_demo", reached, raising=False)
