@@ -38,8 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     check_output_file(args.out, "--out")
-    from vggkit.data.stats import _image_paths, compute_stats
-    paths = _image_paths(args.data_root)
+    from vggkit.data.stats import compute_stats, training_image_paths
+    paths = training_image_paths(args.data_root)
     if args.num_images and args.num_images < len(paths):
         chosen = np.random.default_rng(args.seed).choice(len(paths), args.num_images,
                                                          replace=False)

@@ -101,7 +101,9 @@ def compute_stats(paths: Sequence[str], scale: int | None = 256,
             "n_pixels": int(n_pixels), "scale": scale}
 
 
-def _image_paths(data_root: str) -> list[str]:
+def training_image_paths(data_root: str) -> list[str]:
+    """The images the statistics are taken over: ``data_root/train/`` if it exists, else
+    ``data_root`` (an image folder of class folders)."""
     from vggkit.data.datasets import ImageFolder
     train = os.path.join(data_root, "train")
     root = train if os.path.isdir(train) else data_root

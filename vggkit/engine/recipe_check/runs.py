@@ -225,10 +225,10 @@ def training_stats(data_root: str, path: str, max_images: int = 10000, scale: in
     ``max_images``, each rescaled to smallest side ``scale`` (colour statistics barely
     depend on scale; this bounds the cost of a large photo).
     """
-    from vggkit.data.stats import _image_paths, compute_stats
+    from vggkit.data.stats import compute_stats, training_image_paths
     from vggkit.fileio import atomic_write_json
     if not os.path.exists(path):
-        paths = _image_paths(data_root)
+        paths = training_image_paths(data_root)
         paths = paths[::max(1, math.ceil(len(paths) / max_images))]
         stats = compute_stats(paths, scale, progress=False)
         stats.update(data_root=os.path.abspath(data_root))
