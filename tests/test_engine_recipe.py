@@ -303,3 +303,17 @@ def test_recipe_check_refuses_bad_input_in_one_line(tmp_path, capsys):
     run = tool.wait()
     assert run.returncode == 2 and "is not a directory" in run.stderr
     assert len(run.stderr.strip().splitlines()) == 1, run.stderr
+
+
+def test_recipe_check_never_overwrites_a_report_file_it_did_not_write(tmp_path, capsys):
+    from vggkit.commands.recipe_check import main
+    out = tmp_path / "docs"
+    out.mkdir()
+    mine = out / "recipe_check.md"
+    mine.write_text("my notes\n")
+    code = main(["--data-root", str(make_split_folder(tmp_path / "data")), "--out", str(out),
+                 "--work-dir", str(tmp_path / "w"), "--epochs", "1"])
+    err = capsys.readouterr().err
+    assert code == 2 and "not written by vggkit" in err and len(err.strip().splitlines()) == 1
+    assert mine.read_text() == "my notes\n"
+    assert not (tmp_path / "w").exists()  # refused before any work

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from typing import Optional
 
-from vggkit.commands import MAX_WORKERS, at_most, path_text, positive_int, run_command, seed_int
+from vggkit.commands import (MAX_WORKERS, at_most, check_output_file, path_text, positive_int,
+                             run_command, seed_int)
 from vggkit.engine import recipe_check
 from vggkit.engine.recipe_check import digits_root
+from vggkit.engine.recipe_check.report import REPORT_FILES
 from vggkit.engine.recipe_check.runs import RUNS
 
 
@@ -33,8 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "scikit-learn's digits, written once)")
     p.add_argument("--work-dir", type=path_text, default="work_dirs/recipe_check",
                    help="the runs' checkpoints and logs (rerun to resume)")
-    p.add_argument("--out", type=path_text, default="docs",
-                   help="folder for recipe_check.md, .png and .json")
+    p.add_argument("--out", type=path_text,
+                   help="folder for recipe_check.md, .png and .json (default: the work dir; "
+                   "the project's own report is made with --out docs)")
     p.add_argument("--minutes", type=positive_minutes, default=30.0,
                    help="time budget of the training on this machine; a timing probe turns it "
                    "into epochs per run (default %(default)s)")
@@ -68,6 +72,11 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
+    args.out = args.out or args.work_dir
+    # the report's files, refused before any training if one is there that vggkit did not write
+    if os.path.isdir(args.out):
+        for name in REPORT_FILES:
+            check_output_file(os.path.join(args.out, name), "--out")
     command = command_line(args)
     result = recipe_check.check(
         data_root=args.data_root or digits_root(), work_dir=args.work_dir, out=args.out, minutes=args.minutes,

@@ -108,13 +108,14 @@ def choose_budget(work_dir: str, epochs: Optional[int], minutes: float, jobs: in
 
 
 def check(*, data_root: Optional[str] = None, work_dir: str = "work_dirs/recipe_check",
-          out: str = "docs", minutes: float = 30.0, epochs: Optional[int] = None, jobs: int = 1,
+          out: Optional[str] = None, minutes: float = 30.0, epochs: Optional[int] = None, jobs: int = 1,
           seeds: Sequence[int] = (0, 1), runs: Optional[Sequence[str]] = None,
           config: str = CONFIG, command: str = "") -> Optional[dict[str, Any]]:
     """Train what is missing, then test, judge and write the report.
 
     Returns the report's figures, or None while a run the report needs is untrained
-    (``runs`` picked only some). Optional runs (A_S48) are reported when trained.
+    (``runs`` picked only some). Optional runs (A_S48) are reported when trained. The report
+    goes to ``out``, by default the work dir.
     """
     from mmengine.config import Config
 
@@ -158,7 +159,7 @@ def check(*, data_root: Optional[str] = None, work_dir: str = "work_dirs/recipe_
         print(f"recipe-check: the report needs {', '.join(missing)} too: rerun without --runs")
         return None
     from vggkit.engine.recipe_check import report
-    return report.write_report(work_dir=work_dir, out=out, data_root=root, classes=classes,
+    return report.write_report(work_dir=work_dir, out=out or work_dir, data_root=root, classes=classes,
                                seeds=list(seeds), trained=trained, budget=budget,
                                steps_per_epoch=steps_per_epoch, n_train=n_train, command=command,
                                minutes=(time.time() - start) / 60)

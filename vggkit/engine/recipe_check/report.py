@@ -18,6 +18,9 @@ JITTERED, FIXED = "A_jit", ("A", "A_S48")
 COMMON_Q = (32, 48, 64)
 
 
+#: what :func:`write_report` writes into its ``out`` folder
+REPORT_FILES = ("recipe_check.md", "recipe_check.png", "recipe_check.json")
+
 def d_settings(name: str, crop: int) -> dict[str, list[int]]:
     """The test-scale sets of net ``name``: Table 3's and 4's rules for its S, and common ones."""
     scale = BY_NAME[name].scale
@@ -88,11 +91,10 @@ def write_report(*, work_dir: str, out: str, data_root: str, classes: list[str],
                "cpu_count": os.cpu_count(), "minutes": round(minutes, 1)}
     figures["markdown"] = markdown(figures)
     os.makedirs(out, exist_ok=True)
-    atomic_write_text(os.path.join(out, "recipe_check.md"), figures["markdown"])
-    atomic_write_bytes(os.path.join(out, "recipe_check.png"),
-                       render(histories, steps_per_epoch, seeds))
-    atomic_write_json(os.path.join(out, "recipe_check.json"),
-                      {k: v for k, v in figures.items() if k != "markdown"})
+    md, png, js = (os.path.join(out, name) for name in REPORT_FILES)
+    atomic_write_text(md, figures["markdown"])
+    atomic_write_bytes(png, render(histories, steps_per_epoch, seeds))
+    atomic_write_json(js, {k: v for k, v in figures.items() if k != "markdown"})
     return figures
 
 
