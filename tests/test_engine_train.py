@@ -176,6 +176,9 @@ def amp_config(tmp_path, monkeypatch):
     from vggkit.inference import backends
     data = make_image_folder(tmp_path / "img", per_class=2)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    # the CPU's answer is the one given: an ISA cap in the environment (the suite run with
+    # ONEDNN_MAX_CPU_ISA=AVX2) would otherwise change the reason printed
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
 
     def load(amp: list[str], native_bf16: bool):
         monkeypatch.setattr(backends, "cpu_has_bf16", lambda: native_bf16)
