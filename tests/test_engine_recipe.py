@@ -31,8 +31,9 @@ def test_tiny_config_learns_the_digits_folder(tmp_path):
     """Issue 10's acceptance run: 10 epochs on 1,409 digit scans, 10 classes (chance 90 %).
 
     Measured 7.7-10.8 % final top-1 error over two seeds with the paper's lr and plateau
-    rule (docs/training_collapse.md), 7.0 % (seed 0) with issue 24's one-cycle recipe
-    (docs/natural_images.md); the floor is 20 %."""
+    rule (docs/training_collapse.md), 7.0 % (seed 0) with issue 24's first recipe (a linear
+    warm-up times a cosine), 2.8 % with torch's one-cycle (docs/natural_images.md); the floor
+    is 20 %."""
     from vggkit.demo import write_digits
     root = write_digits(str(tmp_path / "digits"), source_classes=10)["source"]
     work = tmp_path / "w"

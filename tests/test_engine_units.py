@@ -125,6 +125,54 @@ def test_lr_is_scaled_linearly_with_the_total_batch():
         scale_learning_rate(_lr_cfg(16, lr_scaling="cubic"))
 
 
+def test_one_cycle_peak_scales_with_the_batch_but_momentum_targets_do_not():
+    cfg = Config(dict(total_batch_size=64, optim_wrapper=dict(optimizer=dict(lr=0.2)),
+                      param_scheduler=[dict(type="OneCycleLR", eta_max=0.2),
+                                       dict(type="CosineAnnealingLR", eta_min=0.004),
+                                       dict(type="CosineAnnealingMomentum", eta_min=0.95),
+                                       dict(type="OneCycleMomentum", max_momentum=0.95)]))
+    scale_learning_rate(cfg)
+    lr_cycle, cosine, momentum, momentum_cycle = cfg.param_scheduler
+    assert lr_cycle.eta_max == pytest.approx(0.05) and cosine.eta_min == pytest.approx(0.001)
+    assert momentum.eta_min == 0.95 and momentum_cycle.max_momentum == 0.95
+
+
+@pytest.mark.parametrize("steps, pct_start", [(100, 0.3), (7, 0.25), (1570, 0.3)])
+def test_one_cycle_lr_and_momentum_follow_torch_one_cycle_step_for_step(steps, pct_start):
+    # the independent expectation: torch's OneCycleLR (cycle_momentum=True) on its own SGD
+    from mmengine.optim import OneCycleLR
+    from vggkit.engine.schedules import OneCycleMomentum
+
+    def sgd():
+        return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.05, momentum=0.9)
+
+    ref_opt, opt = sgd(), sgd()
+    ref = torch.optim.lr_scheduler.OneCycleLR(ref_opt, max_lr=0.05, total_steps=steps,
+                                              pct_start=pct_start)
+    ours = [OneCycleLR(opt, eta_max=0.05, total_steps=steps, pct_start=pct_start, by_epoch=False),
+            OneCycleMomentum(opt, pct_start=pct_start, end=steps, by_epoch=False)]
+    for _ in range(steps - 1):
+        assert opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"], rel=1e-6)
+        assert opt.param_groups[0]["momentum"] == pytest.approx(
+            ref_opt.param_groups[0]["momentum"], rel=1e-9)
+        ref_opt.step(), opt.step(), ref.step()
+        for scheduler in ours:
+            scheduler.step()
+
+
+def test_one_cycle_momentum_rejects_what_torch_would_not_run():
+    from vggkit.engine.schedules import OneCycleMomentum
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1, momentum=0.9)
+    with pytest.raises(ValueError, match="pct_start"):
+        OneCycleMomentum(opt, pct_start=1.5, end=10)
+    with pytest.raises(ValueError, match="base_momentum"):
+        OneCycleMomentum(opt, base_momentum=0.99, max_momentum=0.9, end=10)
+    with pytest.raises(ValueError, match="at least 1 step"):
+        OneCycleMomentum(opt, begin=0, end=10, total_steps=0)
+    # one step (a folder smaller than a batch, one epoch): the momentum stays at its maximum
+    assert OneCycleMomentum(opt, begin=0, end=1).momentum_at(0) == pytest.approx(0.95)
+
+
 class _Draws(torch.utils.data.Dataset):
     def __len__(self):
         return 6

@@ -56,6 +56,13 @@ def vggkit_register_hooks(register):
 
 
 @hookimpl
+def vggkit_register_param_schedulers(register):
+    from vggkit.engine.schedules import OneCycleLR, OneCycleMomentum
+    register(OneCycleLR)
+    register(OneCycleMomentum)
+
+
+@hookimpl
 def vggkit_register_eval_strategies(register):
     from vggkit.evaluation import strategies as s
     for cls in (s.CenterCrop, s.Dense, s.MultiCrop, s.DenseMultiCrop):

@@ -49,6 +49,10 @@ class Hooks:
         """HOOKS: mmengine runner hooks."""
 
     @hookspec
+    def vggkit_register_param_schedulers(self, register):
+        """PARAM_SCHEDULERS: mmengine lr and momentum schedulers (``param_scheduler`` entries)."""
+
+    @hookspec
     def vggkit_register_eval_strategies(self, register):
         """EVAL_STRATEGIES: test-time evaluation strategies (dense, multi-crop, ...)."""
 

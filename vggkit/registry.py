@@ -118,6 +118,7 @@ DATASETS = VggkitRegistry("dataset", mm.DATASETS)
 TRANSFORMS = VggkitRegistry("transform", mm.TRANSFORMS)
 METRICS = VggkitRegistry("metric", mm.METRICS)
 HOOKS = VggkitRegistry("hook", mm.HOOKS)
+PARAM_SCHEDULERS = VggkitRegistry("param scheduler", mm.PARAM_SCHEDULERS)
 # kinds of our own, with no mmengine counterpart
 EVAL_STRATEGIES = VggkitRegistry("eval strategy")
 TRANSFER_TASKS = VggkitRegistry("transfer task")
@@ -127,7 +128,7 @@ WEIGHTS = VggkitRegistry("weights", dotted=True)
 #: listing name, also the hook's suffix (vggkit_register_<name>) -> registry
 ALL: dict[str, VggkitRegistry] = {
     "models": MODELS, "datasets": DATASETS, "transforms": TRANSFORMS, "metrics": METRICS,
-    "hooks": HOOKS, "eval_strategies": EVAL_STRATEGIES, "transfer_tasks": TRANSFER_TASKS,
+    "hooks": HOOKS, "param_schedulers": PARAM_SCHEDULERS, "eval_strategies": EVAL_STRATEGIES, "transfer_tasks": TRANSFER_TASKS,
     "weight_converters": WEIGHT_CONVERTERS, "weights": WEIGHTS,
 }
 

@@ -108,8 +108,14 @@ def lr_scale_factor(total: int, base_batch_size: int, rule: str) -> float:
     return {"linear": ratio, "sqrt": ratio ** 0.5, "none": 1.0}[rule]
 
 
+def _is_lr(scheduler: Any) -> bool:
+    """Whether a ``param_scheduler`` entry schedules the lr (mmengine's ``*LR`` types)."""
+    kind = scheduler.get("type", "")
+    return isinstance(kind, str) and kind.endswith("LR")
+
+
 def scale_learning_rate(cfg: Any) -> float:
-    """Scale the optimiser's lr (and the plateau schedule's floor) to the config's batch.
+    """Scale the optimiser's lr (and its schedulers' absolute lrs) to the config's batch.
 
     The lr of a config is the one for ``base_batch_size`` images per step
     (256, the paper's). A config run with another ``total_batch_size`` (a
@@ -127,6 +133,10 @@ def scale_learning_rate(cfg: Any) -> float:
     optimizer = cfg.optim_wrapper.optimizer
     optimizer.lr = float(optimizer.lr) * factor
     for scheduler in cfg.get("param_scheduler") or []:
-        if "min_value" in scheduler:  # an absolute lr: it scales with the lr
-            scheduler["min_value"] = float(scheduler["min_value"]) * factor
+        # absolute lrs scale with the lr: the plateau rule's floor, a one-cycle's peak, a
+        # cosine's end (an lr scheduler's only: a momentum scheduler's eta_min is a momentum)
+        keys = ("min_value", "eta_max", "eta_min") if _is_lr(scheduler) else ("min_value",)
+        for key in keys:
+            if key in scheduler:
+                scheduler[key] = float(scheduler[key]) * factor
     return factor
