@@ -32,7 +32,7 @@ def test_tiny_config_learns_the_digits_folder(tmp_path):
 
     Measured 7.7-10.8 % final top-1 error over two seeds with the paper's lr and plateau
     rule (docs/training_collapse.md), 7.0 % (seed 0) with issue 24's first recipe (a linear
-    warm-up times a cosine), 2.8 % with torch's one-cycle (docs/natural_images.md); the floor
+    warm-up times a cosine), 4.4 % with torch's one-cycle and the clip (docs/natural_images.md); the floor
     is 20 %."""
     from vggkit.demo import write_digits
     root = write_digits(str(tmp_path / "digits"), source_classes=10)["source"]

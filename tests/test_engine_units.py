@@ -140,8 +140,8 @@ def test_one_cycle_peak_scales_with_the_batch_but_momentum_targets_do_not():
 @pytest.mark.parametrize("steps, pct_start", [(100, 0.3), (7, 0.25), (1570, 0.3)])
 def test_one_cycle_lr_and_momentum_follow_torch_one_cycle_step_for_step(steps, pct_start):
     # the independent expectation: torch's OneCycleLR (cycle_momentum=True) on its own SGD
-    from mmengine.optim import OneCycleLR
     from vggkit.engine.schedules import OneCycleMomentum
+    from vggkit.registry import PARAM_SCHEDULERS
 
     def sgd():
         return torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.05, momentum=0.9)
@@ -149,7 +149,9 @@ def test_one_cycle_lr_and_momentum_follow_torch_one_cycle_step_for_step(steps, p
     ref_opt, opt = sgd(), sgd()
     ref = torch.optim.lr_scheduler.OneCycleLR(ref_opt, max_lr=0.05, total_steps=steps,
                                               pct_start=pct_start)
-    ours = [OneCycleLR(opt, eta_max=0.05, total_steps=steps, pct_start=pct_start, by_epoch=False),
+    # vggkit's OneCycleLR peaks at the optimiser's lr (0.05) when eta_max is left out
+    ours = [PARAM_SCHEDULERS.get("OneCycleLR")(opt, total_steps=steps, pct_start=pct_start,
+                                                by_epoch=False),
             OneCycleMomentum(opt, pct_start=pct_start, end=steps, by_epoch=False)]
     for _ in range(steps - 1):
         assert opt.param_groups[0]["lr"] == pytest.approx(ref_opt.param_groups[0]["lr"], rel=1e-6)

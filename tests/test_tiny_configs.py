@@ -75,6 +75,7 @@ def test_bn_tiny_config_builds_net_a_with_batchnorm(tmp_path):
     assert net.batch_norm and len(bns) == len(convs) == 8  # A: 8 convs, one BN each
     assert cfg.optim_wrapper.optimizer.lr == pytest.approx(0.0125)  # the tiny recipe
     assert [p["type"] for p in cfg.param_scheduler] == ["OneCycleLR", "OneCycleMomentum"]
+    assert cfg.optim_wrapper.clip_grad == dict(max_norm=10.0)
 
 
 def test_paper_tiny_keeps_the_papers_rules(tmp_path):
@@ -85,6 +86,7 @@ def test_paper_tiny_keeps_the_papers_rules(tmp_path):
     opt = cfg.optim_wrapper.optimizer
     assert opt.lr == pytest.approx(0.01 * 16 / 256) and opt.momentum == 0.9
     assert [p["type"] for p in cfg.param_scheduler] == ["ReduceOnPlateauLR"]
+    assert cfg.optim_wrapper.clip_grad is None  # the paper clips nothing
     train = cfg.train_dataloader.dataset.dataset.pipeline[0]
     assert tuple(train["scale"]) == (32, 48) and train.get("pad", 0) == 0
     assert cfg.val_dataloader.dataset.pipeline[1]["scale"] == 40

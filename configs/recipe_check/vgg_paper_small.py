@@ -34,7 +34,7 @@ lr_scaling = 'none'
 model = dict(vgg=dict(fc_width=512, dropout=0.5, init='paper_scaled', init_std=0.01),
              # the check points stats_file at the training set's own statistics
              data_preprocessor=dict(mean=None, std=[1.0, 1.0, 1.0], stats_file=None))
-optim_wrapper = dict(optimizer=dict(lr=0.01, momentum=0.9))
+optim_wrapper = dict(clip_grad=None, optimizer=dict(lr=0.01, momentum=0.9))
 param_scheduler = [dict(type='MultiStepLR', by_epoch=True, milestones=[7, 9], gamma=0.1)]
 
 train_pipeline = [

@@ -8,7 +8,7 @@
 _base_ = ['./vgg_a_tiny.py']
 
 train_scale = (32, 48)
-optim_wrapper = dict(optimizer=dict(lr=0.01, momentum=0.9))  # the paper's, fixed
+optim_wrapper = dict(clip_grad=None, optimizer=dict(lr=0.01, momentum=0.9))  # the paper's, fixed
 param_scheduler = [
     dict(type='ReduceOnPlateauLR', monitor='top1_error', rule='less', factor=0.1,
          patience=2, threshold=1e-3, min_value=1e-5, by_epoch=True),

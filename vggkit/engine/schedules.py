@@ -21,14 +21,24 @@ __all__ = ["OneCycleLR", "OneCycleMomentum"]
 
 
 class OneCycleLR(_MMOneCycleLR):
-    """mmengine's ``OneCycleLR``, with a checkpoint that holds only numbers.
+    """mmengine's ``OneCycleLR`` peaking at the optimiser's lr, with a checkpoint of numbers.
 
-    mmengine's keeps its annealing function, a bound method, in the state it
-    saves, so every checkpoint of a run with it pickles a reference to the
-    class, and vggkit's loader (``weights_only``) refuses such a file. This one
-    leaves the function out of the state and keeps its own on loading.
+    Two differences, and otherwise mmengine's (its arguments, torch's formula):
+
+    * ``eta_max`` left out is the optimiser's lr, so the config's lr (scaled
+      with the batch) is the peak and ``--cfg-options optim_wrapper.optimizer.lr=``
+      still sets the lr, as with every other schedule;
+    * mmengine's keeps its annealing function, a bound method, in the state it
+      saves, so a checkpoint pickles a reference to the class, and vggkit's
+      loader (``weights_only``) refuses such a file; this one leaves it out.
+
     Registered under the same name, it replaces mmengine's in vggkit's configs.
     """
+
+    def __init__(self, optimizer: Any, eta_max: Any = None, *args: Any, **kwargs: Any) -> None:
+        if eta_max is None:
+            eta_max = [group["lr"] for group in optimizer.param_groups]
+        super().__init__(optimizer, eta_max, *args, **kwargs)
 
     def state_dict(self) -> dict:
         state = super().state_dict()
