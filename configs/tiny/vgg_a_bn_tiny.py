@@ -4,9 +4,9 @@
 # BatchNorm: Sect. 3.1 trains A from random init and pre-initialises the deeper
 # nets from it; BN makes that unnecessary. Everything else is vgg_a_tiny.py's (its
 # header says why each differs from the paper). On CIFAR-10 (1,000 images per class,
-# 10 epochs, seeds 0/1) it reached 42.0/43.3 % top-1 error, vgg_a_tiny.py 43.1/41.3 %,
-# and the plain PyTorch BN loop 37.8/41.0 %: BN does not yet pay here as it does in the
-# plain loop (docs/natural_images.md). Against that loop:
+# 10 epochs, seeds 0/1) it reached 38.2/36.8 % top-1 error, the plain PyTorch BN loop
+# 39.6/38.5 %, vgg_a_tiny.py 42.5/41.4 % (docs/natural_images.md): the config to start
+# from on a new folder of photos about the crop's size. Against that loop:
 #   python benchmarks/bench_cifar.py --data-root CIFAR_ROOT --only plain_bn bn_tiny
 _base_ = ['./vgg_a_tiny.py']
 
