@@ -16,7 +16,6 @@ those, but leaves ``RESULTS.md`` alone.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import math
 import os
@@ -136,10 +135,11 @@ def main(argv: list[str] | None = None) -> int:
              and n not in args.skip]
     full = names == default
     header = machine_header()
-    if full:  # RESULTS.md will hold this run's figures only
-        for path in glob.glob(os.path.join(RESULTS, "*.md")) + \
-                glob.glob(os.path.join(RESULTS, "*.json")):
-            os.remove(path)
+    if full:  # RESULTS.md will hold this run's figures only; an opt-in section's (cifar: half
+        # an hour of training) stays until that section is run again
+        for path in [os.path.join(RESULTS, f"{n}.{ext}") for n in names for ext in ("md", "json")]:
+            if os.path.exists(path):
+                os.remove(path)
     start = time.time()
     elapsed = {name: run(name) for name in names}
     total = time.time() - start

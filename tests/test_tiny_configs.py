@@ -150,3 +150,23 @@ def test_tiny_config_trains_a_single_epoch_and_resumes_its_schedule(tmp_path):
     assert main([*common, "--resume", str(tmp_path / "w" / "epoch_1.pth"),
                  "--cfg-options", "train_cfg.max_epochs=2"]) == 0
     assert (tmp_path / "w" / "epoch_2.pth").exists()
+
+
+def test_full_make_bench_keeps_the_opt_in_cifar_section(tmp_path, monkeypatch):
+    """`make bench` (every default section) replaces its own fragments; the cifar section's
+    (half an hour of training, run only by `make bench ONLY=cifar`) must survive it."""
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    import run_all
+    results = tmp_path / "results"
+    results.mkdir()
+    for name in ("cifar", "inference"):
+        (results / f"{name}.md").write_text(f"## {name} (old)\n")
+        (results / f"{name}.json").write_text("{}")
+    monkeypatch.setattr(run_all, "RESULTS", str(results))
+    monkeypatch.setattr(run_all, "HERE", str(tmp_path))
+    monkeypatch.setattr(run_all, "run", lambda name: (0.0, "skipped"))  # nothing measured
+    run_all.main([])
+    assert (results / "cifar.md").read_text() == "## cifar (old)\n"
+    assert (results / "cifar.json").exists()
+    assert not (results / "inference.md").exists()  # a default section's old figures go
+    assert "Not measured" in (tmp_path / "RESULTS.md").read_text()
