@@ -4,7 +4,7 @@ mmengine's ``OneCycleLR`` schedules only the lr; torch's ``OneCycleLR`` also
 cycles the momentum the other way (``cycle_momentum=True``, its default), and on
 CIFAR-10 that was worth about 2 points to the tiny nets (docs/natural_images.md).
 :class:`OneCycleMomentum` is that half as an mmengine scheduler, so a config pairs
-it with mmengine's ``OneCycleLR`` and gets torch's schedule step for step. Like any
+it with :class:`OneCycleLR` and gets torch's schedule step for step. Like any
 mmengine scheduler without ``end``, it spans the whole run (the runner fills ``end``
 from ``train_cfg``), so the cycle follows ``--cfg-options train_cfg.max_epochs=...``.
 """
