@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 from typing import Optional
 
-from vggkit.commands import (MAX_WORKERS, at_most, check_output_file, path_text, positive_int,
-                             run_command, seed_int)
+from vggkit.commands import MAX_WORKERS, at_most, path_text, positive_int, run_command, seed_int
 from vggkit.engine import recipe_check
 from vggkit.engine.recipe_check import digits_root
-from vggkit.engine.recipe_check.report import REPORT_FILES
 from vggkit.engine.recipe_check.runs import RUNS
 
 
@@ -72,11 +69,6 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    args.out = args.out or args.work_dir
-    # the report's files, refused before any training if one is there that vggkit did not write
-    if os.path.isdir(args.out):
-        for name in REPORT_FILES:
-            check_output_file(os.path.join(args.out, name), "--out")
     command = command_line(args)
     result = recipe_check.check(
         data_root=args.data_root or digits_root(), work_dir=args.work_dir, out=args.out, minutes=args.minutes,

@@ -121,7 +121,15 @@ def check(*, data_root: Optional[str] = None, work_dir: str = "work_dirs/recipe_
 
     from vggkit.engine.recipe_check.runs import (epochs_for_budget, probe_seconds_per_step,
                                                  training_stats)
+    from vggkit.engine.recipe_check.report import REPORT_FILES
+    from vggkit.fileio import claim_output
     start = time.time()
+    out = out or work_dir
+    for name in REPORT_FILES:  # refused before any training, not after half an hour of it
+        try:
+            claim_output(os.path.join(out, name))
+        except FileExistsError as exc:
+            raise UserError(f"recipe-check report (--out): {exc}") from None
     root = os.path.abspath(data_root or digits_root())
     n_train, classes = split_sizes(root)
     os.makedirs(work_dir, exist_ok=True)
@@ -159,7 +167,7 @@ def check(*, data_root: Optional[str] = None, work_dir: str = "work_dirs/recipe_
         print(f"recipe-check: the report needs {', '.join(missing)} too: rerun without --runs")
         return None
     from vggkit.engine.recipe_check import report
-    return report.write_report(work_dir=work_dir, out=out or work_dir, data_root=root, classes=classes,
+    return report.write_report(work_dir=work_dir, out=out, data_root=root, classes=classes,
                                seeds=list(seeds), trained=trained, budget=budget,
                                steps_per_epoch=steps_per_epoch, n_train=n_train, command=command,
                                minutes=(time.time() - start) / 60)

@@ -21,6 +21,7 @@ COMMON_Q = (32, 48, 64)
 #: what :func:`write_report` writes into its ``out`` folder
 REPORT_FILES = ("recipe_check.md", "recipe_check.png", "recipe_check.json")
 
+
 def d_settings(name: str, crop: int) -> dict[str, list[int]]:
     """The test-scale sets of net ``name``: Table 3's and 4's rules for its S, and common ones."""
     scale = BY_NAME[name].scale
